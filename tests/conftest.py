@@ -1,0 +1,63 @@
+"""Shared fixtures: a private TFDS data dir, Fashion-MNIST (real if installed), runners."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim,
+                                                                   *array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_fashion_mnist(folder: str, n_train: int = 2000, n_test: int = 500) -> str:
+  """IDX files of 10 learnable classes (a bright bar whose position is the label)."""
+  os.makedirs(folder, exist_ok=True)
+  rng = np.random.default_rng(0)
+  for prefix, n in (("train", n_train), ("t10k", n_test)):
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+      images[i, 2 + 2 * label : 4 + 2 * label, 4:24] = 220
+    write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), images)
+    write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+  return folder
+
+
+@pytest.fixture(scope="session")
+def data_env(tmp_path_factory) -> dict[str, str]:
+  """Environment for runs: a fresh TFDS data dir, and Fashion-MNIST files."""
+  env = {"TFDS_DATA_DIR": str(tmp_path_factory.mktemp("tfds"))}
+  if not os.path.exists(os.path.join(REAL_FASHION_MNIST, "t10k-labels-idx1-ubyte.gz")):
+    env["VISION_FASHION_MNIST_DIR"] = synthetic_fashion_mnist(
+        str(tmp_path_factory.mktemp("fashion_idx"))
+    )
+  os.environ.update(env)
+  return env
+
+
+def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 600,
+               check: bool = False, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+  full_env = dict(os.environ)
+  full_env.update(env or {})
+  full_env.update(extra_env or {})
+  full_env.setdefault("PYTHONPATH", ROOT)
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "scripts", script), *args],
+      cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+  )
+  if check and proc.returncode != 0:
+    raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+  return proc

@@ -1,0 +1,176 @@
+"""The training loop end to end: outputs, exact resume after a kill, devices, bad input."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_script
+from vision import configs
+from vision.train import loop
+
+TINY = "experiments/cnn_fashion_mnist.py:tiny"
+TIMING_KEYS = ("wall_seconds", "train_seconds")
+
+
+def metrics_of(results):
+  return {k: v for k, v in results.items() if k not in TIMING_KEYS}
+
+
+def train_losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
+
+
+def test_tiny_run_writes_outputs(data_env, tmp_path):
+  config = configs.load_config(TINY)
+  results = loop.run(config, str(tmp_path))
+  for name in ("config.json", "metrics.jsonl", "results.json", "curves.png", "confusion.png",
+               "misclassified.png", "per_class_accuracy.md"):
+    assert os.path.getsize(tmp_path / name) > 0, name
+  assert any(f.startswith("events") for f in os.listdir(tmp_path / "tensorboard"))
+  saved = json.load(open(tmp_path / "results.json"))
+  assert saved["test_accuracy"] == pytest.approx(results["test_accuracy"])
+  assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["test_examples"] == 256
+  assert json.load(open(tmp_path / "config.json"))["model"]["name"] == "cnn"
+  # Loss went down over 12 steps from chance level.
+  losses = train_losses(str(tmp_path))
+  assert losses[max(losses)] < losses[min(losses)]
+
+
+def test_workdir_of_other_config_is_refused(data_env, tmp_path):
+  loop.run(configs.load_config(TINY), str(tmp_path))
+  other = configs.load_config(TINY, ["model.hidden=48"])
+  with pytest.raises(loop.WorkdirMismatchError) as e:
+    loop.run(other, str(tmp_path))
+  assert "model.hidden: 32 -> 48" in str(e.value) and "fresh --workdir" in str(e.value)
+  # The first run's results are still there.
+  assert os.path.exists(tmp_path / "results.json")
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path):
+  # The learning rate jumps by 1e30 at step 7 (2 warm-up + half of the remaining 10).
+  config = configs.load_config(TINY, ["optim.name=sgd", "optim.schedule=step",
+                                      "optim.step_boundaries=(0.5,)", "optim.decay_rate=1e30",
+                                      "optim.warmup_steps=2"])
+  with pytest.raises(loop.NonFiniteLossError) as e:
+    loop.run(config, str(tmp_path))
+  message = str(e.value)
+  match = re.search(r"non-finite loss at step (\d+).*last good checkpoint \(step (\d+)\)", message)
+  assert match, message
+  bad, good = int(match.group(1)), int(match.group(2))
+  assert 4 <= good < bad <= 12 and "learning_rate" in message
+  assert str(good) in os.listdir(tmp_path / "checkpoints")
+  assert not os.path.exists(tmp_path / "results.json")
+
+
+def _env(data_env, **extra):
+  env = dict(os.environ)
+  env.update(data_env)
+  env.update(extra)
+  env["PYTHONPATH"] = ROOT
+  return env
+
+
+@pytest.mark.slow
+def test_kill_mid_save_and_resume_is_exact(data_env, tmp_path):
+  reference = tmp_path / "reference"
+  run_script("train.py", "--config", TINY, "--workdir", str(reference), env=data_env, check=True)
+  expected = json.load(open(reference / "results.json"))
+
+  killed = tmp_path / "killed"
+  proc = run_script("train.py", "--config", TINY, "--workdir", str(killed), env=data_env,
+                    extra_env={"VISION_KILL_AT": "save:8"})
+  assert proc.returncode == -signal.SIGKILL
+  assert not os.path.exists(killed / "results.json")
+  entries = os.listdir(killed / "checkpoints")
+  assert "4" in entries and "8" not in entries, entries  # step 8 was cut off mid-save
+
+  run_script("train.py", "--config", TINY, "--workdir", str(killed), env=data_env, check=True)
+  resumed = json.load(open(killed / "results.json"))
+  assert metrics_of(resumed) == metrics_of(expected)  # bit-identical on CPU
+  assert train_losses(str(killed)) == train_losses(str(reference))
+
+
+@pytest.mark.slow
+def test_kill_at_a_random_moment_and_resume_is_exact(data_env, tmp_path):
+  args = ["--config", TINY, "--workdir", None, "--config.num_steps=30",
+          "--config.checkpoint_every=5", "--config.log_every=1"]
+  reference = tmp_path / "reference"
+  args[3] = str(reference)
+  run_script("train.py", *args, env=data_env, check=True)
+  expected = json.load(open(reference / "results.json"))
+
+  killed = tmp_path / "killed"
+  args[3] = str(killed)
+  proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
+                          cwd=ROOT, env=_env(data_env), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  metrics = killed / "metrics.jsonl"
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    if metrics.exists() and len(metrics.read_text().splitlines()) >= 12:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (killed / "results.json").exists()
+  run_script("train.py", *args, env=data_env, check=True)
+  assert metrics_of(json.load(open(killed / "results.json"))) == metrics_of(expected)
+
+
+@pytest.mark.slow
+def test_one_and_eight_devices_give_the_same_losses(data_env, tmp_path):
+  runs = {}
+  for devices in (1, 8):
+    workdir = tmp_path / f"d{devices}"
+    run_script("train.py", "--config", TINY, "--workdir", str(workdir), env=data_env, check=True,
+               extra_env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+    runs[devices] = (train_losses(str(workdir)), json.load(open(workdir / "results.json")))
+  (losses1, results1), (losses8, results8) = runs[1], runs[8]
+  assert sorted(losses1) == sorted(losses8)
+  np.testing.assert_allclose([losses8[s] for s in sorted(losses8)],
+                             [losses1[s] for s in sorted(losses1)], rtol=2e-4)
+  assert results8["test_loss"] == pytest.approx(results1["test_loss"], rel=1e-3)
+
+
+def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
+  proc = run_script("train.py", "--config", TINY, "--workdir", str(tmp_path),
+                    "--config.batch_size=60", env=data_env,
+                    extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert proc.returncode == 2
+  assert "global batch size 60 is not divisible by the 8 devices" in proc.stderr
+
+
+def test_cli_unknown_config_and_field(tmp_path):
+  proc = run_script("train.py", "--config", "experiments/nope.py", "--workdir", str(tmp_path))
+  assert proc.returncode == 2 and "config file 'experiments/nope.py' not found" in proc.stderr
+  proc = run_script("train.py", "--config", TINY, "--workdir", str(tmp_path),
+                    "--config.optim.lr=0.1")
+  assert proc.returncode == 2 and "unknown config field 'optim.lr'" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
+  config = configs.load_config(TINY, ["model.dtype=bfloat16", "num_steps=4", "eval_every=0"])
+  results = loop.run(config, str(tmp_path))
+  assert np.isfinite(results["test_loss"])
+  from vision.train.classification import ClassificationTask
+  import jax
+  import jax.numpy as jnp
+
+  task = ClassificationTask(config, {"train": loop._load_splits(config)["train"]})
+  task.num_steps = 4
+  images = np.zeros((2, 28, 28, 1), np.uint8)
+  state = task.init(jax.random.key(0), {"image": images})
+  assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(state.params))
+  logits, features = task.model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                                      images, train=False)
+  assert features["block1_conv1"].dtype == jnp.bfloat16

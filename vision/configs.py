@@ -1,0 +1,197 @@
+"""Experiment configs: load ``experiments/NAME.py[:ARG]`` and apply ``--config.FIELD=VALUE``.
+
+Each experiment file defines ``get_config(arg=None) -> ml_collections.ConfigDict``
+and optionally ``get_sweep(arg=None) -> list[dict]`` of overrides. Configs are
+locked after loading, so a typo in an override is an error instead of a
+silently ignored field. Every error names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import inspect
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config file or override is wrong; the message says how to fix it."""
+
+
+def _experiments_hint(path: str) -> str:
+  folder = os.path.dirname(path) or "experiments"
+  if not os.path.isdir(folder):
+    folder = "experiments"
+  try:
+    names = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
+  except OSError:
+    return ""
+  return f" Available configs in {folder}/: {', '.join(names)}." if names else ""
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+  """``'experiments/x.py:small'`` -> ``('experiments/x.py', 'small')``."""
+  path, sep, arg = spec.partition(":")
+  return path, (arg if sep else None)
+
+
+def load_module(path: str):
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path!r} not found.{_experiments_hint(path)}")
+  name = "vision_experiment_" + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {path!r} defines no get_config(arg=None) function.")
+  return module
+
+
+def _call_with_arg(fn, arg):
+  if arg is None:
+    return fn()
+  if not inspect.signature(fn).parameters:
+    raise ConfigError(f"{fn.__module__}.{fn.__name__} takes no argument, but ':{arg}' was given.")
+  return fn(arg)
+
+
+def load_config(spec: str, overrides: Mapping[str, Any] | Iterable[str] = ()) -> ml_collections.ConfigDict:
+  """Loads ``path.py[:arg]``, locks it and applies overrides.
+
+  Overrides are either a mapping ``{'optim.learning_rate': 0.1}`` or strings
+  ``'optim.learning_rate=0.1'`` as they come from the command line.
+  """
+  path, arg = split_spec(spec)
+  module = load_module(path)
+  try:
+    config = _call_with_arg(module.get_config, arg)
+  except ConfigError:
+    raise
+  except (KeyError, ValueError) as e:
+    raise ConfigError(f"{path}: get_config({arg!r}) failed: {e}") from e
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"{path}: get_config must return an ml_collections.ConfigDict.")
+  config.lock()
+  apply_overrides(config, overrides)
+  return config
+
+
+def load_sweep(spec: str) -> list[dict[str, Any]]:
+  path, arg = split_spec(spec)
+  module = load_module(path)
+  if not hasattr(module, "get_sweep"):
+    raise ConfigError(
+        f"config file {path!r} defines no get_sweep(); add get_sweep(arg=None) returning "
+        "a list of override dicts, e.g. [{'model.dropout': 0.0}, {'model.dropout': 0.5}]."
+    )
+  sweep = _call_with_arg(module.get_sweep, arg)
+  if not sweep:
+    raise ConfigError(f"{path}: get_sweep({arg!r}) returned no points.")
+  return [dict(point) for point in sweep]
+
+
+def _fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  out = []
+  for key, value in config.items():
+    name = prefix + key
+    out.append(name)
+    if isinstance(value, ml_collections.ConfigDict):
+      out.extend(_fields(value, name + "."))
+  return out
+
+
+def parse_value(text: str, current: Any, field: str) -> Any:
+  """Parses a command-line string into the type of the field's current value."""
+  if not isinstance(text, str):
+    return text
+  try:
+    if isinstance(current, bool):
+      lowered = text.lower()
+      if lowered in ("true", "1", "yes"):
+        return True
+      if lowered in ("false", "0", "no"):
+        return False
+      raise ValueError
+    if isinstance(current, int):
+      return int(text)
+    if isinstance(current, float):
+      return float(text)
+    if isinstance(current, str):
+      return text
+    if isinstance(current, (tuple, list)):
+      value = ast.literal_eval(text)
+      if isinstance(value, (int, float, str)):
+        value = (value,)
+      return type(current)(value)
+  except (ValueError, SyntaxError) as e:
+    raise ConfigError(
+        f"cannot parse --config.{field}={text!r}: expected a {type(current).__name__} "
+        f"like the current value {current!r}."
+    ) from e
+  # A field that is None (or another type) takes any Python literal, else the string.
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _unknown_field(key, known, node, where) -> ConfigError:
+  close = difflib.get_close_matches(key, known, n=3)
+  hint = f" Did you mean {' or '.join(close)}?" if close else ""
+  siblings = ", ".join(sorted(node.keys()))
+  return ConfigError(
+      f"unknown config field {key!r}.{hint} Fields of {where or 'the config'}: {siblings}."
+  )
+
+
+def apply_overrides(
+    config: ml_collections.ConfigDict, overrides: Mapping[str, Any] | Iterable[str]
+) -> None:
+  if isinstance(overrides, Mapping):
+    items = list(overrides.items())
+  else:
+    items = []
+    for item in overrides:
+      if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like FIELD=VALUE.")
+      key, value = item.split("=", 1)
+      items.append((key, value))
+  known = _fields(config)
+  for key, text in items:
+    key = key.removeprefix("config.")
+    *parents, leaf = key.split(".")
+    node = config
+    for i, part in enumerate(parents):
+      if part not in node:
+        raise _unknown_field(key, known, node, ".".join(parents[:i]))
+      node = node[part]
+      if not isinstance(node, ml_collections.ConfigDict):
+        raise ConfigError(f"{'.'.join(parents[: i + 1])!r} is a value, not a group of fields.")
+    if leaf not in node:
+      raise _unknown_field(key, known, node, ".".join(parents))
+    value = parse_value(text, node[leaf], key)
+    try:
+      with node.ignore_type():
+        node[leaf] = value
+    except (TypeError, ValueError) as e:
+      raise ConfigError(f"cannot set {key!r} to {value!r}: {e}") from e
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A JSON-friendly plain dict of the resolved config."""
+  return config.to_dict()
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for key, value in d.items():
+    if isinstance(value, Mapping):
+      out.update(flatten(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = list(value) if isinstance(value, tuple) else value
+  return out

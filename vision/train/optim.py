@@ -1,0 +1,101 @@
+"""Optimizers and learning-rate schedules by name, from an ``optim`` config group.
+
+The classic training tricks as flags: optimizer (sgd, momentum, nesterov,
+adam, adamw, rmsprop, adagrad), schedule (constant, cosine, step, exponential)
+with linear warm-up, gradient clipping by global norm and weight decay.
+"""
+
+from __future__ import annotations
+
+import optax
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "cosine", "step", "exponential")
+
+
+def make_schedule(optim, total_steps: int) -> optax.Schedule:
+  """Learning rate per step: warm-up for ``warmup_steps``, then the named decay."""
+  lr = optim.learning_rate
+  warmup = int(optim.get("warmup_steps", 0))
+  decay_steps = max(1, total_steps - warmup)
+  name = optim.get("schedule", "constant")
+  if name == "constant":
+    decay = optax.constant_schedule(lr)
+  elif name == "cosine":
+    decay = optax.cosine_decay_schedule(lr, decay_steps, alpha=optim.get("final_lr_fraction", 0.0))
+  elif name == "step":
+    # Multiply by decay_rate at each boundary, given as fractions of training.
+    boundaries = optim.get("step_boundaries", (0.5, 0.75))
+    decay = optax.piecewise_constant_schedule(
+        lr, {int(b * decay_steps): optim.get("decay_rate", 0.1) for b in boundaries}
+    )
+  elif name == "exponential":
+    # decay_rate per epoch-like period of transition_steps (e.g. 0.98 per epoch).
+    decay = optax.exponential_decay(
+        lr, transition_steps=max(1, int(optim.get("transition_steps", 1000))),
+        decay_rate=optim.get("decay_rate", 0.98),
+    )
+  else:
+    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+  if warmup > 0:
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
+  return decay
+
+
+def _base_optimizer(optim, schedule) -> optax.GradientTransformation:
+  name = optim.name
+  wd = optim.get("weight_decay", 0.0)
+  if name == "sgd":
+    return optax.sgd(schedule)
+  if name in ("momentum", "nesterov"):
+    return optax.sgd(schedule, momentum=optim.get("momentum", 0.9), nesterov=name == "nesterov")
+  if name == "adam":
+    return optax.adam(schedule, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999),
+                      eps=optim.get("eps", 1e-8))
+  if name == "adamw":
+    return optax.adamw(schedule, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999),
+                       eps=optim.get("eps", 1e-8), weight_decay=wd)
+  if name == "rmsprop":
+    return optax.rmsprop(schedule, decay=optim.get("rms_decay", 0.9), eps=optim.get("eps", 1e-7),
+                         momentum=optim.get("momentum", 0.0) or None)
+  if name == "adagrad":
+    return optax.adagrad(schedule)
+  raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
+
+
+def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
+  """The full gradient transformation: clip, (coupled) weight decay, optimizer."""
+  schedule = make_schedule(optim, total_steps)
+  parts = []
+  if optim.get("grad_clip_norm", 0.0):
+    parts.append(optax.clip_by_global_norm(optim.grad_clip_norm))
+  # AdamW decouples weight decay itself; for the others it is an L2 term on the gradient.
+  if optim.get("weight_decay", 0.0) and optim.name != "adamw":
+    parts.append(optax.add_decayed_weights(optim.weight_decay))
+  parts.append(_base_optimizer(optim, schedule))
+  return optax.chain(*parts)
+
+
+def default_config(**overrides):
+  """An ``optim`` config group with every field this module reads."""
+  import ml_collections
+
+  config = ml_collections.ConfigDict(dict(
+      name="adamw",            # sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad
+      learning_rate=1e-3,
+      schedule="cosine",       # constant, cosine, step, exponential
+      warmup_steps=0,
+      final_lr_fraction=0.0,   # cosine: final lr as a fraction of the peak
+      step_boundaries=(0.5, 0.75),  # step: fractions of training where lr *= decay_rate
+      decay_rate=0.1,          # step / exponential decay factor
+      transition_steps=1000,   # exponential: steps per decay_rate factor
+      weight_decay=0.0,
+      grad_clip_norm=0.0,      # 0: no clipping
+      momentum=0.9,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      rms_decay=0.9,
+  ))
+  config.update(overrides)
+  return config
