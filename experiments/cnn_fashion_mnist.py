@@ -54,7 +54,7 @@ def get_config(arg=None):
   config.model.dtype = "float32"  # 'bfloat16' for accelerators; params stay float32
 
   config.optim = optim.default_config(
-      name="adamw", learning_rate=2e-3, schedule="cosine", warmup_steps=200, weight_decay=1e-4
+    name="adamw", learning_rate=2e-3, schedule="cosine", warmup_steps=200, weight_decay=1e-4
   )
 
   config.batch_size = 128

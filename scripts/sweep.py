@@ -1,4 +1,4 @@
-"""Runs a config's sweep: ``python scripts/sweep.py --config experiments/X.py[:ARG] --workdir ROOT``.
+"""Runs a config's sweep: ``python scripts/sweep.py --config experiments/X.py --workdir ROOT``.
 
 One workdir per point under ROOT, then ``ROOT/summary.csv`` and ``ROOT/summary.md``.
 ``--config.FIELD=VALUE`` overrides apply to every point; ``--points 0,2`` runs a subset.

@@ -16,8 +16,9 @@ REAL_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
 def write_idx(path: str, array: np.ndarray) -> None:
-  header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim,
-                                                                   *array.shape)
+  header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(
+    ">" + "I" * array.ndim, *array.shape
+  )
   with gzip.open(path, "wb") as f:
     f.write(header + array.astype(np.uint8).tobytes())
 
@@ -42,21 +43,31 @@ def data_env(tmp_path_factory) -> dict[str, str]:
   env = {"TFDS_DATA_DIR": str(tmp_path_factory.mktemp("tfds"))}
   if not os.path.exists(os.path.join(REAL_FASHION_MNIST, "t10k-labels-idx1-ubyte.gz")):
     env["VISION_FASHION_MNIST_DIR"] = synthetic_fashion_mnist(
-        str(tmp_path_factory.mktemp("fashion_idx"))
+      str(tmp_path_factory.mktemp("fashion_idx"))
     )
   os.environ.update(env)
   return env
 
 
-def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 600,
-               check: bool = False, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def run_script(
+  script: str,
+  *args: str,
+  env: dict | None = None,
+  timeout: int = 600,
+  check: bool = False,
+  extra_env: dict | None = None,
+) -> subprocess.CompletedProcess:
   full_env = dict(os.environ)
   full_env.update(env or {})
   full_env.update(extra_env or {})
   full_env.setdefault("PYTHONPATH", ROOT)
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "scripts", script), *args],
-      cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+    [sys.executable, os.path.join(ROOT, "scripts", script), *args],
+    cwd=ROOT,
+    env=full_env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
   )
   if check and proc.returncode != 0:
     raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

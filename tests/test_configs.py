@@ -8,8 +8,10 @@ CNN = "experiments/cnn_fashion_mnist.py"
 
 
 def test_load_variants_and_overrides():
-  config = configs.load_config(CNN + ":tiny", ["optim.learning_rate=0.5", "model.widths=(4, 8)",
-                                               "aug.flip=false", "model.dropout=0"])
+  config = configs.load_config(
+    CNN + ":tiny",
+    ["optim.learning_rate=0.5", "model.widths=(4, 8)", "aug.flip=false", "model.dropout=0"],
+  )
   assert config.optim.learning_rate == 0.5
   assert tuple(config.model.widths) == (4, 8)
   assert config.aug.flip is False

@@ -57,7 +57,8 @@ def test_catalog_dataset_not_prepared_says_how(tmp_path):
   with pytest.raises(DatasetError) as e:
     load_split(data_config(name="mnist", data_dir=str(tmp_path)), "train")
   assert "not prepared" in str(e.value) and "tfds build mnist --file_format=array_record" in str(
-      e.value)
+    e.value
+  )
 
 
 def test_unknown_dataset(tmp_path):
@@ -70,8 +71,9 @@ def make_folder(root, corrupt=True):
   for cls, colour in (("cat", 200), ("dog", 40)):
     os.makedirs(root / cls)
     for i in range(12):
-      image = np.full((20 + i, 30, 3), colour, np.uint8) + rng.integers(0, 20, (20 + i, 30, 3),
-                                                                          dtype=np.uint8)
+      image = np.full((20 + i, 30, 3), colour, np.uint8) + rng.integers(
+        0, 20, (20 + i, 30, 3), dtype=np.uint8
+      )
       Image.fromarray(image).save(root / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
   if corrupt:
     (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
@@ -80,13 +82,18 @@ def make_folder(root, corrupt=True):
 
 def test_image_folder_skips_and_counts_bad_files(tmp_path):
   make_folder(tmp_path / "pets")
-  config = data_config(name="image_folder", root=str(tmp_path / "pets"), image_size=(16, 16),
-                       data_dir=str(tmp_path / "tfds"))
+  config = data_config(
+    name="image_folder",
+    root=str(tmp_path / "pets"),
+    image_size=(16, 16),
+    data_dir=str(tmp_path / "tfds"),
+  )
   train = load_split(config, "train")
   test = load_split(config, "test")
   assert len(train) + len(test) == 24  # the broken file and the .txt are not included
-  assert [path for path, _ in train.skipped_files] == [str(tmp_path / "pets" / "dog" /
-                                                           "broken.jpg")]
+  assert [path for path, _ in train.skipped_files] == [
+    str(tmp_path / "pets" / "dog" / "broken.jpg")
+  ]
   assert train.class_names == ["cat", "dog"]
   batch = train.read(np.arange(len(train)))
   assert batch["image"].shape == (len(train), 16, 16, 3)
@@ -97,24 +104,32 @@ def test_image_folder_skips_and_counts_bad_files(tmp_path):
 
 def test_image_folder_error_mode_names_file(tmp_path):
   make_folder(tmp_path / "pets")
-  config = data_config(name="image_folder", root=str(tmp_path / "pets"), image_size=(16, 16),
-                       data_dir=str(tmp_path / "tfds"), on_bad_image="error")
+  config = data_config(
+    name="image_folder",
+    root=str(tmp_path / "pets"),
+    image_size=(16, 16),
+    data_dir=str(tmp_path / "tfds"),
+    on_bad_image="error",
+  )
   with pytest.raises(ValueError, match="broken.jpg"):
     load_split(config, "train[:5]")
 
 
 def test_image_folder_missing(tmp_path):
   with pytest.raises(DatasetError, match="does not exist"):
-    load_split(data_config(name="image_folder", root=str(tmp_path / "nope"),
-                           data_dir=str(tmp_path)), "train")
+    load_split(
+      data_config(name="image_folder", root=str(tmp_path / "nope"), data_dir=str(tmp_path)), "train"
+    )
 
 
 def test_train_batches_are_seeded_and_resumable(data_env):
   split = load_split(data_config(), "train[:300]")
   full = [b["label"] for b in pipeline.train_batches(split, batch_size=32, num_steps=20, seed=3)]
   again = [b["label"] for b in pipeline.train_batches(split, batch_size=32, num_steps=20, seed=3)]
-  resumed = [b["label"] for b in pipeline.train_batches(split, batch_size=32, num_steps=20, seed=3,
-                                                        start_step=13)]
+  resumed = [
+    b["label"]
+    for b in pipeline.train_batches(split, batch_size=32, num_steps=20, seed=3, start_step=13)
+  ]
   other = [b["label"] for b in pipeline.train_batches(split, batch_size=32, num_steps=20, seed=4)]
   assert len(full) == 20
   for a, b in zip(full, again):
@@ -145,8 +160,9 @@ def test_augment_shapes_and_ranges():
   import jax
 
   images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
-  aug = ml_collections.ConfigDict(dict(size=32, crop_padding=2, flip=True,
-                                       random_resized_crop=False))
+  aug = ml_collections.ConfigDict(
+    dict(size=32, crop_padding=2, flip=True, random_resized_crop=False)
+  )
   out = augment.train_preprocess(jax.random.key(0), images, aug)
   assert out.shape == (4, 32, 32, 1) and float(out.min()) >= 0 and float(out.max()) <= 1
   flipped = augment.random_flip(jax.random.key(1), np.arange(6.0).reshape(1, 1, 6, 1))

@@ -32,8 +32,15 @@ def train_losses(workdir):
 def test_tiny_run_writes_outputs(data_env, tmp_path):
   config = configs.load_config(TINY)
   results = loop.run(config, str(tmp_path))
-  for name in ("config.json", "metrics.jsonl", "results.json", "curves.png", "confusion.png",
-               "misclassified.png", "per_class_accuracy.md"):
+  for name in (
+    "config.json",
+    "metrics.jsonl",
+    "results.json",
+    "curves.png",
+    "confusion.png",
+    "misclassified.png",
+    "per_class_accuracy.md",
+  ):
     assert os.path.getsize(tmp_path / name) > 0, name
   assert any(f.startswith("events") for f in os.listdir(tmp_path / "tensorboard"))
   saved = json.load(open(tmp_path / "results.json"))
@@ -57,9 +64,16 @@ def test_workdir_of_other_config_is_refused(data_env, tmp_path):
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path):
   # The learning rate jumps by 1e30 at step 7 (2 warm-up + half of the remaining 10).
-  config = configs.load_config(TINY, ["optim.name=sgd", "optim.schedule=step",
-                                      "optim.step_boundaries=(0.5,)", "optim.decay_rate=1e30",
-                                      "optim.warmup_steps=2"])
+  config = configs.load_config(
+    TINY,
+    [
+      "optim.name=sgd",
+      "optim.schedule=step",
+      "optim.step_boundaries=(0.5,)",
+      "optim.decay_rate=1e30",
+      "optim.warmup_steps=2",
+    ],
+  )
   with pytest.raises(loop.NonFiniteLossError) as e:
     loop.run(config, str(tmp_path))
   message = str(e.value)
@@ -86,8 +100,15 @@ def test_kill_mid_save_and_resume_is_exact(data_env, tmp_path):
   expected = json.load(open(reference / "results.json"))
 
   killed = tmp_path / "killed"
-  proc = run_script("train.py", "--config", TINY, "--workdir", str(killed), env=data_env,
-                    extra_env={"VISION_KILL_AT": "save:8"})
+  proc = run_script(
+    "train.py",
+    "--config",
+    TINY,
+    "--workdir",
+    str(killed),
+    env=data_env,
+    extra_env={"VISION_KILL_AT": "save:8"},
+  )
   assert proc.returncode == -signal.SIGKILL
   assert not os.path.exists(killed / "results.json")
   entries = os.listdir(killed / "checkpoints")
@@ -101,8 +122,15 @@ def test_kill_mid_save_and_resume_is_exact(data_env, tmp_path):
 
 @pytest.mark.slow
 def test_kill_at_a_random_moment_and_resume_is_exact(data_env, tmp_path):
-  args = ["--config", TINY, "--workdir", None, "--config.num_steps=30",
-          "--config.checkpoint_every=5", "--config.log_every=1"]
+  args = [
+    "--config",
+    TINY,
+    "--workdir",
+    None,
+    "--config.num_steps=30",
+    "--config.checkpoint_every=5",
+    "--config.log_every=1",
+  ]
   reference = tmp_path / "reference"
   args[3] = str(reference)
   run_script("train.py", *args, env=data_env, check=True)
@@ -110,9 +138,13 @@ def test_kill_at_a_random_moment_and_resume_is_exact(data_env, tmp_path):
 
   killed = tmp_path / "killed"
   args[3] = str(killed)
-  proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
-                          cwd=ROOT, env=_env(data_env), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
+    cwd=ROOT,
+    env=_env(data_env),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   metrics = killed / "metrics.jsonl"
   deadline = time.time() + 300
   while time.time() < deadline:
@@ -131,20 +163,36 @@ def test_one_and_eight_devices_give_the_same_losses(data_env, tmp_path):
   runs = {}
   for devices in (1, 8):
     workdir = tmp_path / f"d{devices}"
-    run_script("train.py", "--config", TINY, "--workdir", str(workdir), env=data_env, check=True,
-               extra_env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+    run_script(
+      "train.py",
+      "--config",
+      TINY,
+      "--workdir",
+      str(workdir),
+      env=data_env,
+      check=True,
+      extra_env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"},
+    )
     runs[devices] = (train_losses(str(workdir)), json.load(open(workdir / "results.json")))
   (losses1, results1), (losses8, results8) = runs[1], runs[8]
   assert sorted(losses1) == sorted(losses8)
-  np.testing.assert_allclose([losses8[s] for s in sorted(losses8)],
-                             [losses1[s] for s in sorted(losses1)], rtol=2e-4)
+  np.testing.assert_allclose(
+    [losses8[s] for s in sorted(losses8)], [losses1[s] for s in sorted(losses1)], rtol=2e-4
+  )
   assert results8["test_loss"] == pytest.approx(results1["test_loss"], rel=1e-3)
 
 
 def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
-  proc = run_script("train.py", "--config", TINY, "--workdir", str(tmp_path),
-                    "--config.batch_size=60", env=data_env,
-                    extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  proc = run_script(
+    "train.py",
+    "--config",
+    TINY,
+    "--workdir",
+    str(tmp_path),
+    "--config.batch_size=60",
+    env=data_env,
+    extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+  )
   assert proc.returncode == 2
   assert "global batch size 60 is not divisible by the 8 devices" in proc.stderr
 
@@ -152,8 +200,9 @@ def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
 def test_cli_unknown_config_and_field(tmp_path):
   proc = run_script("train.py", "--config", "experiments/nope.py", "--workdir", str(tmp_path))
   assert proc.returncode == 2 and "config file 'experiments/nope.py' not found" in proc.stderr
-  proc = run_script("train.py", "--config", TINY, "--workdir", str(tmp_path),
-                    "--config.optim.lr=0.1")
+  proc = run_script(
+    "train.py", "--config", TINY, "--workdir", str(tmp_path), "--config.optim.lr=0.1"
+  )
   assert proc.returncode == 2 and "unknown config field 'optim.lr'" in proc.stderr
   assert "Traceback" not in proc.stderr
 
@@ -162,15 +211,17 @@ def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
   config = configs.load_config(TINY, ["model.dtype=bfloat16", "num_steps=4", "eval_every=0"])
   results = loop.run(config, str(tmp_path))
   assert np.isfinite(results["test_loss"])
-  from vision.train.classification import ClassificationTask
   import jax
   import jax.numpy as jnp
+
+  from vision.train.classification import ClassificationTask
 
   task = ClassificationTask(config, {"train": loop._load_splits(config)["train"]})
   task.num_steps = 4
   images = np.zeros((2, 28, 28, 1), np.uint8)
   state = task.init(jax.random.key(0), {"image": images})
   assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(state.params))
-  logits, features = task.model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                                      images, train=False)
+  logits, features = task.model.apply(
+    {"params": state.params, "batch_stats": state.batch_stats}, images, train=False
+  )
   assert features["block1_conv1"].dtype == jnp.bfloat16

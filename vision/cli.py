@@ -24,8 +24,14 @@ def user_error_types() -> tuple[type, ...]:
   from vision.train.checkpoint import CheckpointMismatchError
   from vision.train.loop import NonFiniteLossError, WorkdirMismatchError
 
-  return (UserError, ConfigError, DatasetError, CheckpointMismatchError, NonFiniteLossError,
-          WorkdirMismatchError)
+  return (
+    UserError,
+    ConfigError,
+    DatasetError,
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    WorkdirMismatchError,
+  )
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -35,7 +41,7 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
   while i < len(argv):
     arg = argv[i]
     if arg.startswith("--config."):
-      body = arg[len("--config."):]
+      body = arg[len("--config.") :]
       if "=" in body:
         overrides.append(body)
       elif i + 1 < len(argv):
@@ -51,13 +57,14 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def base_parser(description: str | None) -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=description, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument("--config", required=True, help="experiments/NAME.py[:ARG]")
   parser.add_argument("--workdir", required=True, help="folder for checkpoints and outputs")
   parser.add_argument(
-      "--distributed", action="store_true",
-      help="call jax.distributed.initialize() first (multi-host runs; see README)",
+    "--distributed",
+    action="store_true",
+    help="call jax.distributed.initialize() first (multi-host runs; see README)",
   )
   return parser
 

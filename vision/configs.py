@@ -60,7 +60,9 @@ def _call_with_arg(fn, arg):
   return fn(arg)
 
 
-def load_config(spec: str, overrides: Mapping[str, Any] | Iterable[str] = ()) -> ml_collections.ConfigDict:
+def load_config(
+  spec: str, overrides: Mapping[str, Any] | Iterable[str] = ()
+) -> ml_collections.ConfigDict:
   """Loads ``path.py[:arg]``, locks it and applies overrides.
 
   Overrides are either a mapping ``{'optim.learning_rate': 0.1}`` or strings
@@ -86,8 +88,8 @@ def load_sweep(spec: str) -> list[dict[str, Any]]:
   module = load_module(path)
   if not hasattr(module, "get_sweep"):
     raise ConfigError(
-        f"config file {path!r} defines no get_sweep(); add get_sweep(arg=None) returning "
-        "a list of override dicts, e.g. [{'model.dropout': 0.0}, {'model.dropout': 0.5}]."
+      f"config file {path!r} defines no get_sweep(); add get_sweep(arg=None) returning "
+      "a list of override dicts, e.g. [{'model.dropout': 0.0}, {'model.dropout': 0.5}]."
     )
   sweep = _call_with_arg(module.get_sweep, arg)
   if not sweep:
@@ -130,8 +132,8 @@ def parse_value(text: str, current: Any, field: str) -> Any:
       return type(current)(value)
   except (ValueError, SyntaxError) as e:
     raise ConfigError(
-        f"cannot parse --config.{field}={text!r}: expected a {type(current).__name__} "
-        f"like the current value {current!r}."
+      f"cannot parse --config.{field}={text!r}: expected a {type(current).__name__} "
+      f"like the current value {current!r}."
     ) from e
   # A field that is None (or another type) takes any Python literal, else the string.
   try:
@@ -145,12 +147,12 @@ def _unknown_field(key, known, node, where) -> ConfigError:
   hint = f" Did you mean {' or '.join(close)}?" if close else ""
   siblings = ", ".join(sorted(node.keys()))
   return ConfigError(
-      f"unknown config field {key!r}.{hint} Fields of {where or 'the config'}: {siblings}."
+    f"unknown config field {key!r}.{hint} Fields of {where or 'the config'}: {siblings}."
   )
 
 
 def apply_overrides(
-    config: ml_collections.ConfigDict, overrides: Mapping[str, Any] | Iterable[str]
+  config: ml_collections.ConfigDict, overrides: Mapping[str, Any] | Iterable[str]
 ) -> None:
   if isinstance(overrides, Mapping):
     items = list(overrides.items())

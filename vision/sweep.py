@@ -56,8 +56,9 @@ def run_sweep(spec: str, root: str, overrides=(), only: list[int] | None = None)
       except Exception as e:  # noqa: BLE001 - one failed point must not lose the others
         traceback.print_exc()
         results, status = {}, f"failed: {type(e).__name__}: {str(e)[:200]}"
-    rows.append({"point": i, "workdir": os.path.relpath(workdir, root), **point,
-                 "status": status, **results})
+    rows.append(
+      {"point": i, "workdir": os.path.relpath(workdir, root), **point, "status": status, **results}
+    )
     write_summary(root, rows, list(points[0]))
   return rows
 
@@ -70,8 +71,9 @@ def _fmt(value) -> str:
 
 def write_summary(root: str, rows: list[dict], point_keys: list[str]) -> tuple[str, str]:
   """Writes ``summary.csv`` (every metric) and ``summary.md`` (headline metrics)."""
-  metric_keys = sorted({k for r in rows for k in r} - set(point_keys) - {"point", "workdir",
-                                                                            "status"})
+  metric_keys = sorted(
+    {k for r in rows for k in r} - set(point_keys) - {"point", "workdir", "status"}
+  )
   columns = ["point", *point_keys, *metric_keys, "status", "workdir"]
   csv_path = os.path.join(root, "summary.csv")
   with open(csv_path, "w", newline="") as f:
@@ -79,8 +81,15 @@ def write_summary(root: str, rows: list[dict], point_keys: list[str]) -> tuple[s
     writer.writeheader()
     for row in rows:
       writer.writerow({k: row.get(k, "") for k in columns})
-  headline = [k for k in metric_keys if "/" not in k and (k.startswith("test_") or k in (
-      "fd", "fd_real_baseline", "class_entropy_bits", "train_seconds"))]
+  headline = [
+    k
+    for k in metric_keys
+    if "/" not in k
+    and (
+      k.startswith("test_")
+      or k in ("fd", "fd_real_baseline", "class_entropy_bits", "train_seconds")
+    )
+  ]
   md_columns = [*point_keys, *headline, "status"]
   md_path = os.path.join(root, "summary.md")
   with open(md_path, "w") as f:

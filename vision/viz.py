@@ -92,8 +92,15 @@ def plot_confusion(path: str, confusion: np.ndarray, class_names: list[str]) -> 
     if n <= 15:
       for i in range(n):
         for j in range(n):
-          ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                  color="white" if rates[i, j] > 0.5 else "black")
+          ax.text(
+            j,
+            i,
+            f"{rates[i, j]:.2f}",
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="white" if rates[i, j] > 0.5 else "black",
+          )
   ax.set_xlabel("predicted")
   ax.set_ylabel("true")
   fig.tight_layout()
@@ -119,5 +126,82 @@ def labelled_gallery(path: str, images, titles: list[str], ncols: int = 8) -> st
       ax.set_title(title, fontsize=6)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+# -- autoencoders and latent spaces ------------------------------------------------------------
+def labelled_rows(path: str, rows, row_titles: list[str], scale: float = 0.55) -> str:
+  """Rows of images (e.g. input / reconstruction / target), one title per row, as one figure."""
+  grids = [image_grid(np.asarray(r), ncols=len(r), pad=1) for r in rows]
+  height = sum(g.shape[0] for g in grids)
+  width = max(g.shape[1] for g in grids)
+  fig, axes = plt.subplots(
+    len(grids), 1, figsize=(scale * width / 16 + 1.2, scale * height / 16), squeeze=False
+  )
+  for ax, grid, title in zip(axes[:, 0], grids, row_titles):
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def gaussian_quantile_grid(n: int = 20, low: float = 0.05, high: float = 0.95) -> np.ndarray:
+  """``n`` points of a 1-D standard normal at evenly spaced quantiles (the Keras blog's grid)."""
+  from scipy.stats import norm
+
+  return norm.ppf(np.linspace(low, high, n))
+
+
+def plot_latent_scatter(
+  path: str, z, labels, class_names: list[str] | None = None, prior=None, title: str = ""
+) -> str:
+  """Test encodings (first two latent dimensions) coloured by class; optional prior samples."""
+  z, labels = np.asarray(z), np.asarray(labels)
+  fig, ax = plt.subplots(figsize=(6.4, 5.2))
+  if prior is not None:
+    prior = np.asarray(prior)
+    ax.scatter(prior[:, 0], prior[:, 1], s=1, c="lightgrey", label="prior N(0, I)", rasterized=True)
+  points = ax.scatter(
+    z[:, 0], z[:, 1], c=labels, cmap="tab10", s=1.5, alpha=0.7, vmin=-0.5, vmax=9.5, rasterized=True
+  )
+  bar = fig.colorbar(points, ax=ax, ticks=range(10))
+  if class_names is not None:
+    bar.ax.set_yticklabels(list(class_names)[:10], fontsize=7)
+  if prior is not None:
+    ax.legend(loc="upper right", fontsize=7, markerscale=6)
+  ax.set_xlabel("z[0]")
+  ax.set_ylabel("z[1]")
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return path
+
+
+def plot_latent_grid(path: str, images, values: np.ndarray, title: str = "") -> str:
+  """Decodings over a 2-D latent grid: ``images`` [n*n, H, W, C] row-major, rows = z[1] top-down.
+
+  ``values`` [n] are the grid coordinates along each axis (shown as tick labels).
+  """
+  n = len(values)
+  grid = image_grid(images, ncols=n, pad=0)
+  h, w = grid.shape[0] // n, grid.shape[1] // n
+  fig, ax = plt.subplots(figsize=(7.5, 7.5))
+  ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray")
+  ticks = range(0, n, max(1, n // 5))
+  ax.set_xticks([w * i + w / 2 for i in ticks], [f"{values[i]:.2f}" for i in ticks], fontsize=7)
+  ax.set_yticks(
+    [h * i + h / 2 for i in ticks], [f"{values[::-1][i]:.2f}" for i in ticks], fontsize=7
+  )
+  ax.set_xlabel("z[0]")
+  ax.set_ylabel("z[1]")
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
   plt.close(fig)
   return path

@@ -25,7 +25,7 @@ def resize(images: jax.Array, size: int | tuple[int, int] | None) -> jax.Array:
   if images.shape[1:3] == (height, width):
     return images
   return jax.image.resize(
-      images, (images.shape[0], height, width, images.shape[3]), method="bilinear"
+    images, (images.shape[0], height, width, images.shape[3]), method="bilinear"
   )
 
 
@@ -50,7 +50,7 @@ def random_crop(rng: jax.Array, images: jax.Array, padding: int) -> jax.Array:
 
 
 def random_resized_crop(
-    rng: jax.Array, images: jax.Array, size: int, min_area: float = 0.35
+  rng: jax.Array, images: jax.Array, size: int, min_area: float = 0.35
 ) -> jax.Array:
   """Inception-style crop: a random box of ``min_area``..1 of the area, resized to ``size``."""
   batch, height, width, channels = images.shape
@@ -67,7 +67,7 @@ def random_resized_crop(
     scale = jnp.array([size / (box[0] * height), size / (box[1] * width)])
     translation = -top_left * jnp.array([height, width]) * scale
     return jax.image.scale_and_translate(
-        image, (size, size, channels), (0, 1), scale, translation, method="linear"
+      image, (size, size, channels), (0, 1), scale, translation, method="linear"
     )
 
   return jax.vmap(crop)(images, corner, jnp.stack([box_h, box_w], -1))

@@ -19,16 +19,16 @@ import tensorflow_datasets as tfds
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -54,9 +54,9 @@ def _find_idx(folder: str, stem: str) -> str:
     if os.path.exists(path):
       return path
   raise FileNotFoundError(
-      f"Fashion-MNIST file {stem}[.gz] not found in {folder}. Install the Debian package: "
-      "`apt-get install -y dataset-fashion-mnist`, or set VISION_FASHION_MNIST_DIR to a "
-      "folder holding the four IDX files."
+    f"Fashion-MNIST file {stem}[.gz] not found in {folder}. Install the Debian package: "
+    "`apt-get install -y dataset-fashion-mnist`, or set VISION_FASHION_MNIST_DIR to a "
+    "folder holding the four IDX files."
   )
 
 
@@ -67,24 +67,24 @@ class FashionMnistOffline(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return tfds.core.DatasetInfo(
-        builder=self,
-        description="Fashion-MNIST (Xiao et al. 2017), 60k train / 10k test, 28x28 grey.",
-        features=tfds.features.FeaturesDict(
-            {
-                "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(names=FASHION_MNIST_CLASSES),
-            }
-        ),
-        supervised_keys=("image", "label"),
-        homepage="https://github.com/zalandoresearch/fashion-mnist",
+      builder=self,
+      description="Fashion-MNIST (Xiao et al. 2017), 60k train / 10k test, 28x28 grey.",
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+          "label": tfds.features.ClassLabel(names=FASHION_MNIST_CLASSES),
+        }
+      ),
+      supervised_keys=("image", "label"),
+      homepage="https://github.com/zalandoresearch/fashion-mnist",
     )
 
   def _split_generators(self, dl_manager):
     del dl_manager
     folder = os.environ.get("VISION_FASHION_MNIST_DIR", FASHION_MNIST_DIR)
     return {
-        "train": self._generate_examples(folder, "train"),
-        "test": self._generate_examples(folder, "t10k"),
+      "train": self._generate_examples(folder, "train"),
+      "test": self._generate_examples(folder, "t10k"),
     }
 
   def _generate_examples(self, folder, prefix):
@@ -103,15 +103,15 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return tfds.core.DatasetInfo(
-        builder=self,
-        description="UCI optical digits as shipped by scikit-learn, 8x8 grey.",
-        features=tfds.features.FeaturesDict(
-            {
-                "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(num_classes=10),
-            }
-        ),
-        supervised_keys=("image", "label"),
+      builder=self,
+      description="UCI optical digits as shipped by scikit-learn, 8x8 grey.",
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+          "label": tfds.features.ClassLabel(num_classes=10),
+        }
+      ),
+      supervised_keys=("image", "label"),
     )
 
   def _split_generators(self, dl_manager):
@@ -123,8 +123,8 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
     order = np.random.default_rng(0).permutation(len(images))
     train, test = order[:1500], order[1500:]
     return {
-        "train": self._generate_examples(images[train], digits.target[train]),
-        "test": self._generate_examples(images[test], digits.target[test]),
+      "train": self._generate_examples(images[train], digits.target[train]),
+      "test": self._generate_examples(images[test], digits.target[test]),
     }
 
   def _generate_examples(self, images, labels):
@@ -135,14 +135,14 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
 def folder_classes(root: str) -> list[str]:
   if not os.path.isdir(root):
     raise FileNotFoundError(
-        f"image folder {root!r} does not exist; expected ROOT/CLASS_NAME/*.jpg (one sub-folder "
-        "per class)."
+      f"image folder {root!r} does not exist; expected ROOT/CLASS_NAME/*.jpg (one sub-folder "
+      "per class)."
     )
   classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
   if len(classes) < 2:
     raise ValueError(
-        f"image folder {root!r} has {len(classes)} class sub-folder(s); expected at least 2 "
-        "(ROOT/CLASS_NAME/*.jpg)."
+      f"image folder {root!r} has {len(classes)} class sub-folder(s); expected at least 2 "
+      "(ROOT/CLASS_NAME/*.jpg)."
     )
   return classes
 
@@ -188,21 +188,21 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
     self._on_bad_image = on_bad_image
     self.skipped: list[tuple[str, str]] = []
     config = tfds.core.BuilderConfig(
-        name=_folder_config_name(root, test_fraction), description=os.path.abspath(root)
+      name=_folder_config_name(root, test_fraction), description=os.path.abspath(root)
     )
     super().__init__(config=config, **kw)
 
   def _info(self):
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Image folder {os.path.abspath(self._root)}",
-        features=tfds.features.FeaturesDict(
-            {
-                "image_bytes": tfds.features.Tensor(shape=(), dtype=np.object_),
-                "label": tfds.features.ClassLabel(names=self._classes),
-                "path": tfds.features.Tensor(shape=(), dtype=np.object_),
-            }
-        ),
+      builder=self,
+      description=f"Image folder {os.path.abspath(self._root)}",
+      features=tfds.features.FeaturesDict(
+        {
+          "image_bytes": tfds.features.Tensor(shape=(), dtype=np.object_),
+          "label": tfds.features.ClassLabel(names=self._classes),
+          "path": tfds.features.Tensor(shape=(), dtype=np.object_),
+        }
+      ),
     )
 
   def _split_generators(self, dl_manager):
@@ -225,8 +225,8 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
       if problem is not None:
         if self._on_bad_image == "error":
           raise ValueError(
-              f"cannot decode image {path}: {problem}. Delete or fix the file, or pass "
-              "--config.data.on_bad_image=skip to skip unreadable files."
+            f"cannot decode image {path}: {problem}. Delete or fix the file, or pass "
+            "--config.data.on_bad_image=skip to skip unreadable files."
           )
         self.skipped.append((path, problem))
         continue

@@ -27,14 +27,14 @@ def _process_rows(global_batch: int) -> slice:
 
 
 def train_batches(
-    split: Split,
-    *,
-    batch_size: int,
-    num_steps: int,
-    seed: int,
-    start_step: int = 0,
-    num_threads: int = 2,
-    prefetch: int = 4,
+  split: Split,
+  *,
+  batch_size: int,
+  num_steps: int,
+  seed: int,
+  start_step: int = 0,
+  num_threads: int = 2,
+  prefetch: int = 4,
 ) -> Iterator[dict[str, np.ndarray]]:
   """Yields batches ``start_step .. num_steps - 1`` of an endless seeded shuffle.
 
@@ -43,20 +43,20 @@ def train_batches(
   """
   if batch_size > len(split):
     raise ValueError(
-        f"batch_size {batch_size} exceeds the {len(split)} training examples of "
-        f"{split.name}:{split.split}; lower --config.batch_size."
+      f"batch_size {batch_size} exceeds the {len(split)} training examples of "
+      f"{split.name}:{split.split}; lower --config.batch_size."
     )
   steps_per_epoch = len(split) // batch_size
   epochs = math.ceil(num_steps / steps_per_epoch) + 1
   rows = _process_rows(batch_size)
   read = split.read
   dataset = (
-      grain.MapDataset.range(len(split))
-      .seed(seed)
-      .shuffle()
-      .repeat(epochs)
-      .batch(batch_size, drop_remainder=True)
-      .map(lambda indices: read(np.asarray(indices)[rows]))
+    grain.MapDataset.range(len(split))
+    .seed(seed)
+    .shuffle()
+    .repeat(epochs)
+    .batch(batch_size, drop_remainder=True)
+    .map(lambda indices: read(np.asarray(indices)[rows]))
   )
   dataset = dataset.slice(slice(start_step, num_steps))
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)

@@ -20,8 +20,8 @@ from vision.data import builders
 
 # Datasets built here from files that ship with Debian/PyPI packages.
 OFFLINE_BUILDERS = {
-    "fashion_mnist": builders.FashionMnistOffline,
-    "digits": builders.SklearnDigits,
+  "fashion_mnist": builders.FashionMnistOffline,
+  "digits": builders.SklearnDigits,
 }
 # Above this many bytes a fixed-size split is read lazily instead of into memory.
 IN_MEMORY_LIMIT = 4 << 30
@@ -56,7 +56,7 @@ class Split:
     indices = np.asarray(indices)
     parent_read = self.read
     return dataclasses.replace(
-        self, labels=self.labels[indices], read=lambda idx: parent_read(indices[np.asarray(idx)])
+      self, labels=self.labels[indices], read=lambda idx: parent_read(indices[np.asarray(idx)])
     )
 
   def per_class(self, count: int, seed: int) -> Split:
@@ -67,8 +67,8 @@ class Split:
       members = order[self.labels[order] == c][:count]
       if len(members) < count:
         raise DatasetError(
-            f"{self.name}:{self.split} has only {len(members)} examples of class {c}; "
-            f"cannot take per_class={count}."
+          f"{self.name}:{self.split} has only {len(members)} examples of class {c}; "
+          f"cannot take per_class={count}."
         )
       chosen.append(members)
     return self.subset(np.sort(np.concatenate(chosen)))
@@ -99,18 +99,18 @@ def _catalog_builder(name: str, data_dir: str):
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
     raise DatasetError(
-        f"unknown dataset {name!r}. Offline datasets: {', '.join(sorted(OFFLINE_BUILDERS))}, "
-        "'image_folder' (with data.root=PATH); or any TFDS catalog name such as mnist, "
-        "cats_vs_dogs, oxford_iiit_pet, cifar10."
+      f"unknown dataset {name!r}. Offline datasets: {', '.join(sorted(OFFLINE_BUILDERS))}, "
+      "'image_folder' (with data.root=PATH); or any TFDS catalog name such as mnist, "
+      "cats_vs_dogs, oxford_iiit_pet, cifar10."
     ) from e
   if not builder.is_prepared():
     raise DatasetError(
-        f"dataset {name!r} is not prepared in {data_dir}. On a machine with internet run "
-        f"`tfds build {name} --file_format=array_record --data_dir {data_dir}` (or in Python: "
-        f"tfds.builder({name!r}, data_dir=..., file_format='array_record')"
-        ".download_and_prepare()) and copy the folder "
-        f"{os.path.join(data_dir, name)} here; set --config.data.data_dir or TFDS_DATA_DIR "
-        "if it lives elsewhere."
+      f"dataset {name!r} is not prepared in {data_dir}. On a machine with internet run "
+      f"`tfds build {name} --file_format=array_record --data_dir {data_dir}` (or in Python: "
+      f"tfds.builder({name!r}, data_dir=..., file_format='array_record')"
+      ".download_and_prepare()) and copy the folder "
+      f"{os.path.join(data_dir, name)} here; set --config.data.data_dir or TFDS_DATA_DIR "
+      "if it lives elsewhere."
     )
   return builder
 
@@ -141,10 +141,10 @@ def load_split(data_config, split: str) -> Split:
       raise DatasetError("data.name='image_folder' needs --config.data.root=PATH/TO/FOLDER.")
     try:
       builder = builders.ImageFolder(
-          root=root,
-          on_bad_image=data_config.get("on_bad_image", "skip"),
-          data_dir=data_dir,
-          file_format="array_record",
+        root=root,
+        on_bad_image=data_config.get("on_bad_image", "skip"),
+        data_dir=data_dir,
+        file_format="array_record",
       )
     except (FileNotFoundError, ValueError) as e:
       raise DatasetError(str(e)) from e
@@ -155,7 +155,7 @@ def load_split(data_config, split: str) -> Split:
       skipped = builder.skipped
       if skipped:
         logging.warning(
-            "skipped %d unreadable image(s) in %s, e.g. %s (%s)", len(skipped), root, *skipped[0]
+          "skipped %d unreadable image(s) in %s, e.g. %s (%s)", len(skipped), root, *skipped[0]
         )
   else:
     builder = _catalog_builder(name, data_dir)
@@ -164,7 +164,7 @@ def load_split(data_config, split: str) -> Split:
     source = builder.as_data_source(split=split)
   except ValueError as e:
     raise DatasetError(
-        f"{name}: bad split {split!r} ({e}); splits: {', '.join(builder.info.splits)}."
+      f"{name}: bad split {split!r} ({e}); splits: {', '.join(builder.info.splits)}."
     ) from e
   features = builder.info.features
   label_feature = features["label"]
@@ -190,8 +190,8 @@ def load_split(data_config, split: str) -> Split:
   def read_records(indices) -> dict[str, np.ndarray]:
     records = source.__getitems__([int(i) for i in indices])
     return {
-        "image": np.stack([_decode(r) for r in records]),
-        "label": np.asarray([r["label"] for r in records], np.int32),
+      "image": np.stack([_decode(r) for r in records]),
+      "label": np.asarray([r["label"] for r in records], np.int32),
     }
 
   n = len(source)
@@ -205,22 +205,22 @@ def load_split(data_config, split: str) -> Split:
     read = lambda idx: {"image": images[idx], "label": labels[idx]}  # noqa: E731
   else:
     labels = np.asarray(
-        [r["label"] for r in source.__getitems__(list(range(n)))]
-        if image_key == "image"
-        else [source[i]["label"] for i in range(n)],
-        np.int32,
+      [r["label"] for r in source.__getitems__(list(range(n)))]
+      if image_key == "image"
+      else [source[i]["label"] for i in range(n)],
+      np.int32,
     )
     read = read_records
 
   result = Split(
-      name=name,
-      split=split,
-      num_classes=num_classes,
-      class_names=class_names,
-      labels=labels,
-      read=read,
-      image_shape=tuple(first.shape),
-      skipped_files=skipped,
+    name=name,
+    split=split,
+    num_classes=num_classes,
+    class_names=class_names,
+    labels=labels,
+    read=read,
+    image_shape=tuple(first.shape),
+    skipped_files=skipped,
   )
   _CACHE[key] = result
   return result

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from vision.models.registry import register
 
+
 def max_pool_2x2(x):
   """2x2/2 max pooling as a reshape and a max.
 
@@ -26,10 +27,10 @@ def max_pool_2x2(x):
 
 
 INITIALIZERS = {
-    "he_normal": nn.initializers.he_normal(),
-    "glorot_uniform": nn.initializers.glorot_uniform(),
-    "lecun_normal": nn.initializers.lecun_normal(),
-    "normal": nn.initializers.normal(0.02),
+  "he_normal": nn.initializers.he_normal(),
+  "glorot_uniform": nn.initializers.glorot_uniform(),
+  "lecun_normal": nn.initializers.lecun_normal(),
+  "normal": nn.initializers.normal(0.02),
 }
 
 
@@ -46,7 +47,9 @@ class CNN(nn.Module):
   @nn.compact
   def __call__(self, images, *, train: bool = False):
     if self.initializer not in INITIALIZERS:
-      raise ValueError(f"unknown initializer {self.initializer!r}; choose one of {', '.join(INITIALIZERS)}.")
+      raise ValueError(
+        f"unknown initializer {self.initializer!r}; choose one of {', '.join(INITIALIZERS)}."
+      )
     kernel_init = INITIALIZERS[self.initializer]
     features = {}
     x = images.astype(self.dtype)
@@ -55,11 +58,21 @@ class CNN(nn.Module):
     x = x * 2.0 - 1.0  # [0, 1] -> [-1, 1], centred for the first layer
     for b, width in enumerate(self.widths):
       for c in range(self.convs_per_block):
-        x = nn.Conv(width, (3, 3), use_bias=not self.batch_norm, kernel_init=kernel_init,
-                    dtype=self.dtype, name=f"block{b + 1}_conv{c + 1}")(x)
+        x = nn.Conv(
+          width,
+          (3, 3),
+          use_bias=not self.batch_norm,
+          kernel_init=kernel_init,
+          dtype=self.dtype,
+          name=f"block{b + 1}_conv{c + 1}",
+        )(x)
         if self.batch_norm:
-          x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
-                           name=f"block{b + 1}_bn{c + 1}")(x)
+          x = nn.BatchNorm(
+            use_running_average=not train,
+            momentum=0.9,
+            dtype=self.dtype,
+            name=f"block{b + 1}_bn{c + 1}",
+          )(x)
         x = nn.relu(x)
         features[f"block{b + 1}_conv{c + 1}"] = x
       x = max_pool_2x2(x)

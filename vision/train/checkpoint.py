@@ -22,13 +22,13 @@ class Checkpointer:
   def __init__(self, directory: str, *, keep: int = 2, async_save: bool = True):
     self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
-            create=True,
-            cleanup_tmp_directories=True,
-            enable_async_checkpointing=async_save,
-        ),
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        create=True,
+        cleanup_tmp_directories=True,
+        enable_async_checkpointing=async_save,
+      ),
     )
 
   def latest_step(self) -> int | None:
@@ -42,9 +42,9 @@ class Checkpointer:
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except (ValueError, KeyError, TypeError) as e:
       raise CheckpointMismatchError(
-          f"the checkpoint at step {step} in {self.directory} does not match this model "
-          f"({type(e).__name__}: {str(e)[:300]}). It was written by a different model or "
-          "config: use a fresh --workdir, or delete that folder to start over."
+        f"the checkpoint at step {step} in {self.directory} does not match this model "
+        f"({type(e).__name__}: {str(e)[:300]}). It was written by a different model or "
+        "config: use a fresh --workdir, or delete that folder to start over."
       ) from e
 
   def save(self, step: int, state) -> None:

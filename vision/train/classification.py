@@ -22,6 +22,7 @@ from vision.models.registry import create_model
 from vision.train.loop import shard_batch
 from vision.train.optim import make_optimizer
 from vision.train.state import TrainState
+from vision.train.task import Task
 
 MODEL_META_FIELDS = ("name", "weights", "dtype")
 
@@ -33,16 +34,14 @@ def model_kwargs(model_config, num_classes: int) -> dict:
   return kwargs
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
   """Softmax classifier on ``splits['train']``, selected on 'val', reported on 'test'."""
 
   def __init__(self, config, splits):
-    self.config = config
-    self.splits = splits
+    super().__init__(config, splits)
     self.num_classes = splits["train"].num_classes
     self.class_names = splits["train"].class_names
     self.model = create_model(config.model.name, **model_kwargs(config.model, self.num_classes))
-    self.num_steps = None  # set by the loop before init
     self.patience = config.get("early_stopping_patience", 0) or 0
 
   # -- state ------------------------------------------------------------------
@@ -56,30 +55,28 @@ class ClassificationTask:
     extra = {}
     if self.patience:
       extra = {
-          "best_accuracy": jnp.array(-1.0, jnp.float32),
-          "evals_since_best": jnp.array(0, jnp.int32),
-          "best_params": params,
-          "best_batch_stats": variables.get("batch_stats", {}),
+        "best_accuracy": jnp.array(-1.0, jnp.float32),
+        "evals_since_best": jnp.array(0, jnp.int32),
+        "best_params": params,
+        "best_batch_stats": variables.get("batch_stats", {}),
       }
-    return TrainState.create(params=params, tx=self.make_tx(),
-                             batch_stats=variables.get("batch_stats", {}), extra=extra)
-
-  def trainable_params(self, state):
-    return state.params
+    return TrainState.create(
+      params=params, tx=self.make_tx(), batch_stats=variables.get("batch_stats", {}), extra=extra
+    )
 
   # -- steps ------------------------------------------------------------------
   def loss_fn(self, params, state, images, labels, rng, train=True):
     variables = {"params": params, "batch_stats": state.batch_stats}
     if train:
       (logits, _), updates = self.model.apply(
-          variables, images, train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
+        variables, images, train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
       )
     else:
       logits, _ = self.model.apply(variables, images, train=False)
       updates = {"batch_stats": state.batch_stats}
     logits = logits.astype(jnp.float32)
     targets = optax.smooth_labels(
-        jax.nn.one_hot(labels, self.num_classes), self.config.get("label_smoothing", 0.0)
+      jax.nn.one_hot(labels, self.num_classes), self.config.get("label_smoothing", 0.0)
     )
     loss = optax.softmax_cross_entropy(logits, targets).mean()
     return loss, (logits, updates.get("batch_stats", state.batch_stats))
@@ -90,13 +87,13 @@ class ClassificationTask:
     images = augment.train_preprocess(aug_rng, batch["image"], self.config.aug)
     grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
     (loss, (logits, batch_stats)), grads = grad_fn(
-        state.params, state, images, batch["label"], dropout_rng
+      state.params, state, images, batch["label"], dropout_rng
     )
     state = state.apply_gradients(grads, batch_stats=batch_stats)
     metrics = {
-        "loss": loss,
-        "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-        "grad_norm": optax.global_norm(grads),
+      "loss": loss,
+      "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+      "grad_norm": optax.global_norm(grads),
     }
     return state, metrics
 
@@ -112,18 +109,18 @@ class ClassificationTask:
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     top3 = jax.lax.top_k(logits, min(3, self.num_classes))[1]
     return {
-        "loss": jnp.sum(loss * mask),
-        "correct": jnp.sum((top3[:, 0] == labels) * mask),
-        "correct_top3": jnp.sum(jnp.any(top3 == labels[:, None], -1) * mask),
-        "count": jnp.sum(mask),
+      "loss": jnp.sum(loss * mask),
+      "correct": jnp.sum((top3[:, 0] == labels) * mask),
+      "correct_top3": jnp.sum(jnp.any(top3 == labels[:, None], -1) * mask),
+      "count": jnp.sum(mask),
     }
 
   def summarize_eval(self, totals):
     count = max(float(totals["count"]), 1.0)
     return {
-        "loss": float(totals["loss"]) / count,
-        "accuracy": float(totals["correct"]) / count,
-        "top3_accuracy": float(totals["correct_top3"]) / count,
+      "loss": float(totals["loss"]) / count,
+      "accuracy": float(totals["correct"]) / count,
+      "top3_accuracy": float(totals["correct_top3"]) / count,
     }
 
   # -- early stopping -----------------------------------------------------------
@@ -132,9 +129,12 @@ class ClassificationTask:
       return state
     extra = dict(state.extra)
     if val["accuracy"] > float(extra["best_accuracy"]):
-      extra.update(best_accuracy=jnp.array(val["accuracy"], jnp.float32),
-                   evals_since_best=jnp.array(0, jnp.int32),
-                   best_params=state.params, best_batch_stats=state.batch_stats)
+      extra.update(
+        best_accuracy=jnp.array(val["accuracy"], jnp.float32),
+        evals_since_best=jnp.array(0, jnp.int32),
+        best_params=state.params,
+        best_batch_stats=state.batch_stats,
+      )
     else:
       extra["evals_since_best"] = extra["evals_since_best"] + 1
     return state.replace(extra=extra)
@@ -146,8 +146,9 @@ class ClassificationTask:
   def finalize(self, state, ctx):
     if self.patience and float(state.extra["best_accuracy"]) >= 0:
       # Model selection on validation accuracy: report the best checkpointed weights.
-      state = state.replace(params=state.extra["best_params"],
-                            batch_stats=state.extra["best_batch_stats"])
+      state = state.replace(
+        params=state.extra["best_params"], batch_stats=state.extra["best_batch_stats"]
+      )
     results = {}
     if "val" in ctx.splits:
       val = ctx.evaluate(state, ctx.splits["val"])
@@ -155,13 +156,17 @@ class ClassificationTask:
     split = ctx.splits.get("test")
     if split is None:
       return results
-    predict = jax.jit(self.predict, in_shardings=(ctx.replicated, ctx.data_sharding),
-                      out_shardings=ctx.replicated)
+    predict = jax.jit(
+      self.predict, in_shardings=(ctx.replicated, ctx.data_sharding), out_shardings=ctx.replicated
+    )
     preds, labels, wrong_images, wrong_titles, probs_all = [], [], [], [], []
     for batch in pipeline.eval_batches(split, batch_size=self.config.batch_size):
       mask = batch.pop("mask").astype(bool)
-      logits = np.asarray(jax.device_get(predict(state, shard_batch(
-          {"image": batch["image"]}, ctx.data_sharding)["image"])))[mask]
+      logits = np.asarray(
+        jax.device_get(
+          predict(state, shard_batch({"image": batch["image"]}, ctx.data_sharding)["image"])
+        )
+      )[mask]
       pred = logits.argmax(-1)
       true = batch["label"][mask]
       preds.append(pred)
@@ -179,10 +184,10 @@ class ClassificationTask:
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
     log_probs = log_softmax(logits, axis=-1)
     results.update(
-        test_accuracy=float(np.mean(preds == labels)),
-        test_top3_accuracy=float(np.mean((top3 == labels[:, None]).any(-1))),
-        test_loss=float(-np.mean(log_probs[np.arange(len(labels)), labels])),
-        test_examples=float(len(labels)),
+      test_accuracy=float(np.mean(preds == labels)),
+      test_top3_accuracy=float(np.mean((top3 == labels[:, None]).any(-1))),
+      test_loss=float(-np.mean(log_probs[np.arange(len(labels)), labels])),
+      test_examples=float(len(labels)),
     )
     for name, acc in zip(self.class_names, per_class):
       results[f"test_class_accuracy/{name}"] = float(acc)
@@ -192,6 +197,11 @@ class ClassificationTask:
       f.write("| class | test accuracy | examples |\n|---|---|---|\n")
       for name, acc, n in zip(self.class_names, per_class, confusion.sum(1)):
         f.write(f"| {name} | {acc:.4f} | {n} |\n")
-    ctx.writer.write_scalars(ctx.num_steps, {"test/accuracy": results["test_accuracy"],
-                                             "test/top3_accuracy": results["test_top3_accuracy"]})
+    ctx.writer.write_scalars(
+      ctx.num_steps,
+      {
+        "test/accuracy": results["test_accuracy"],
+        "test/top3_accuracy": results["test_top3_accuracy"],
+      },
+    )
     return results

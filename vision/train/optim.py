@@ -27,13 +27,14 @@ def make_schedule(optim, total_steps: int) -> optax.Schedule:
     # Multiply by decay_rate at each boundary, given as fractions of training.
     boundaries = optim.get("step_boundaries", (0.5, 0.75))
     decay = optax.piecewise_constant_schedule(
-        lr, {int(b * decay_steps): optim.get("decay_rate", 0.1) for b in boundaries}
+      lr, {int(b * decay_steps): optim.get("decay_rate", 0.1) for b in boundaries}
     )
   elif name == "exponential":
     # decay_rate per epoch-like period of transition_steps (e.g. 0.98 per epoch).
     decay = optax.exponential_decay(
-        lr, transition_steps=max(1, int(optim.get("transition_steps", 1000))),
-        decay_rate=optim.get("decay_rate", 0.98),
+      lr,
+      transition_steps=max(1, int(optim.get("transition_steps", 1000))),
+      decay_rate=optim.get("decay_rate", 0.98),
     )
   else:
     raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
@@ -50,14 +51,24 @@ def _base_optimizer(optim, schedule) -> optax.GradientTransformation:
   if name in ("momentum", "nesterov"):
     return optax.sgd(schedule, momentum=optim.get("momentum", 0.9), nesterov=name == "nesterov")
   if name == "adam":
-    return optax.adam(schedule, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999),
-                      eps=optim.get("eps", 1e-8))
+    return optax.adam(
+      schedule, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999), eps=optim.get("eps", 1e-8)
+    )
   if name == "adamw":
-    return optax.adamw(schedule, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999),
-                       eps=optim.get("eps", 1e-8), weight_decay=wd)
+    return optax.adamw(
+      schedule,
+      b1=optim.get("b1", 0.9),
+      b2=optim.get("b2", 0.999),
+      eps=optim.get("eps", 1e-8),
+      weight_decay=wd,
+    )
   if name == "rmsprop":
-    return optax.rmsprop(schedule, decay=optim.get("rms_decay", 0.9), eps=optim.get("eps", 1e-7),
-                         momentum=optim.get("momentum", 0.0) or None)
+    return optax.rmsprop(
+      schedule,
+      decay=optim.get("rms_decay", 0.9),
+      eps=optim.get("eps", 1e-7),
+      momentum=optim.get("momentum", 0.0) or None,
+    )
   if name == "adagrad":
     return optax.adagrad(schedule)
   raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
@@ -80,22 +91,24 @@ def default_config(**overrides):
   """An ``optim`` config group with every field this module reads."""
   import ml_collections
 
-  config = ml_collections.ConfigDict(dict(
-      name="adamw",            # sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad
+  config = ml_collections.ConfigDict(
+    dict(
+      name="adamw",  # sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad
       learning_rate=1e-3,
-      schedule="cosine",       # constant, cosine, step, exponential
+      schedule="cosine",  # constant, cosine, step, exponential
       warmup_steps=0,
-      final_lr_fraction=0.0,   # cosine: final lr as a fraction of the peak
+      final_lr_fraction=0.0,  # cosine: final lr as a fraction of the peak
       step_boundaries=(0.5, 0.75),  # step: fractions of training where lr *= decay_rate
-      decay_rate=0.1,          # step / exponential decay factor
-      transition_steps=1000,   # exponential: steps per decay_rate factor
+      decay_rate=0.1,  # step / exponential decay factor
+      transition_steps=1000,  # exponential: steps per decay_rate factor
       weight_decay=0.0,
-      grad_clip_norm=0.0,      # 0: no clipping
+      grad_clip_norm=0.0,  # 0: no clipping
       momentum=0.9,
       b1=0.9,
       b2=0.999,
       eps=1e-8,
       rms_decay=0.9,
-  ))
+    )
+  )
   config.update(overrides)
   return config

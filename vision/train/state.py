@@ -28,12 +28,12 @@ class TrainState(flax.struct.PyTreeNode):
     import jax.numpy as jnp
 
     return cls(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        opt_state=tx.init(params),
-        batch_stats=batch_stats if batch_stats is not None else {},
-        extra=extra if extra is not None else {},
-        tx=tx,
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=tx.init(params),
+      batch_stats=batch_stats if batch_stats is not None else {},
+      extra=extra if extra is not None else {},
+      tx=tx,
     )
 
   def apply_gradients(self, grads, **changes):
