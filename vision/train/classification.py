@@ -41,8 +41,13 @@ class ClassificationTask(Task):
     super().__init__(config, splits)
     self.num_classes = splits["train"].num_classes
     self.class_names = splits["train"].class_names
-    self.model = create_model(config.model.name, **model_kwargs(config.model, self.num_classes))
+    self.model = self.build_model()
     self.patience = config.get("early_stopping_patience", 0) or 0
+    # Splits whose images are shown in pictures (a task may train on features instead).
+    self.display_splits = dict(splits)
+
+  def build_model(self):
+    return create_model(self.config.model.name, **model_kwargs(self.config.model, self.num_classes))
 
   # -- state ------------------------------------------------------------------
   def make_tx(self):
@@ -50,7 +55,9 @@ class ClassificationTask(Task):
 
   def init(self, rng, batch):
     images = augment.eval_preprocess(batch["image"][:1], self.config.aug)
-    variables = self.model.init({"params": rng, "dropout": rng}, images, train=False)
+    variables = jax.jit(lambda r, x: self.model.init({"params": r, "dropout": r}, x, train=False))(
+      rng, images
+    )
     params = variables["params"]
     extra = {}
     if self.patience:
@@ -159,7 +166,8 @@ class ClassificationTask(Task):
     predict = jax.jit(
       self.predict, in_shardings=(ctx.replicated, ctx.data_sharding), out_shardings=ctx.replicated
     )
-    preds, labels, wrong_images, wrong_titles, probs_all = [], [], [], [], []
+    preds, labels, wrong, probs_all = [], [], [], []
+    offset = 0
     for batch in pipeline.eval_batches(split, batch_size=self.config.batch_size):
       mask = batch.pop("mask").astype(bool)
       logits = np.asarray(
@@ -172,10 +180,10 @@ class ClassificationTask(Task):
       preds.append(pred)
       labels.append(true)
       probs_all.append(logits)
-      for image, p, t in zip(batch["image"][mask], pred, true):
-        if p != t and len(wrong_images) < 32:
-          wrong_images.append(image)
-          wrong_titles.append(f"pred: {self.class_names[p]}\ntrue: {self.class_names[t]}")
+      for i, (p, t) in enumerate(zip(pred, true)):
+        if p != t and len(wrong) < 32:
+          wrong.append((offset + i, p, t))
+      offset += len(true)
     preds, labels = np.concatenate(preds), np.concatenate(labels)
     logits = np.concatenate(probs_all)
     top3 = np.argsort(-logits, -1)[:, :3]
@@ -192,6 +200,14 @@ class ClassificationTask(Task):
     for name, acc in zip(self.class_names, per_class):
       results[f"test_class_accuracy/{name}"] = float(acc)
     viz.plot_confusion(os.path.join(ctx.workdir, "confusion.png"), confusion, self.class_names)
+    # Pictures come from the image split even when the model saw cached features.
+    display = self.display_splits.get("test", split)
+    wrong_images = (
+      display.read(np.array([i for i, _, _ in wrong], np.int64))["image"] if wrong else []
+    )
+    wrong_titles = [
+      f"pred: {self.class_names[p]}\ntrue: {self.class_names[t]}" for _, p, t in wrong
+    ]
     viz.labelled_gallery(os.path.join(ctx.workdir, "misclassified.png"), wrong_images, wrong_titles)
     with open(os.path.join(ctx.workdir, "per_class_accuracy.md"), "w") as f:
       f.write("| class | test accuracy | examples |\n|---|---|---|\n")

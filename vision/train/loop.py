@@ -40,7 +40,14 @@ from vision.train import writers
 from vision.train.state import count_params
 
 TASKS = {
-    "classification": "vision.train.classification:ClassificationTask",
+  "classification": "vision.train.classification:ClassificationTask",
+  "transfer": "vision.train.transfer:TransferTask",
+  "gan": "vision.train.gan:GANTask",
+  "autoencoder": "vision.train.autoencoding:AutoencoderTask",
+  "denoise": "vision.train.autoencoding:DenoisingTask",
+  "superres": "vision.train.autoencoding:SuperResolutionTask",
+  "vae": "vision.train.generative:VAETask",
+  "aae": "vision.train.generative:AAETask",
 }
 # Fields that may change between a run and its resumption without changing the model.
 RESUMABLE_FIELDS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "progress")
@@ -61,7 +68,9 @@ def make_mesh() -> jax.sharding.Mesh:
 
 def shard_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """This host's rows -> one global array per key, split over the 'data' axis."""
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()
+  }
 
 
 def build_task(config, splits: dict[str, Split]):
@@ -75,7 +84,7 @@ def check_workdir(workdir: str, config) -> None:
   """Refuses to resume a workdir whose checkpoints belong to a different config."""
   path = os.path.join(workdir, "config.json")
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints")) and any(
-      name.isdigit() for name in os.listdir(os.path.join(workdir, "checkpoints"))
+    name.isdigit() for name in os.listdir(os.path.join(workdir, "checkpoints"))
   )
   if not (os.path.exists(path) and has_checkpoints):
     return
@@ -85,11 +94,12 @@ def check_workdir(workdir: str, config) -> None:
   ignore = lambda key: key.split(".")[-1] in RESUMABLE_FIELDS  # noqa: E731
   changed = sorted(k for k in set(old) | set(new) if not ignore(k) and old.get(k) != new.get(k))
   if changed:
-    details = "; ".join(f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}"
-                        for k in changed[:10])
+    details = "; ".join(
+      f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed[:10]
+    )
     raise WorkdirMismatchError(
-        f"workdir {workdir} holds checkpoints of a different config ({details}). Use a fresh "
-        f"--workdir for a new experiment, or delete {workdir} to start this one over."
+      f"workdir {workdir} holds checkpoints of a different config ({details}). Use a fresh "
+      f"--workdir for a new experiment, or delete {workdir} to start this one over."
     )
 
 
@@ -131,8 +141,11 @@ def _first_nonfinite(pending: Iterable[tuple[int, dict]]) -> int | None:
 
 @jax.jit
 def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.floating)]
+  leaves = [
+    jnp.all(jnp.isfinite(x))
+    for x in jax.tree_util.tree_leaves(tree)
+    if jnp.issubdtype(x.dtype, jnp.floating)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
@@ -141,9 +154,9 @@ def _check_finite_state(state, step: int, checkpointer) -> None:
   if not bool(_all_finite(state.params)):
     checkpointer.wait()
     raise NonFiniteLossError(
-        f"non-finite parameters after step {step}; not saved. The last good checkpoint "
-        f"(step {checkpointer.latest_step()}) is kept in {checkpointer.directory}. Lower "
-        "--config.optim.learning_rate or set --config.optim.grad_clip_norm=1.0."
+      f"non-finite parameters after step {step}; not saved. The last good checkpoint "
+      f"(step {checkpointer.latest_step()}) is kept in {checkpointer.directory}. Lower "
+      "--config.optim.learning_rate or set --config.optim.grad_clip_norm=1.0."
     )
 
 
@@ -159,8 +172,8 @@ def run(config, workdir: str) -> dict[str, Any]:
   mesh = make_mesh()
   if config.batch_size % jax.device_count():
     raise configs.ConfigError(
-        f"global batch size {config.batch_size} is not divisible by the {jax.device_count()} "
-        f"devices; use a multiple of {jax.device_count()} (--config.batch_size=...)."
+      f"global batch size {config.batch_size} is not divisible by the {jax.device_count()} "
+      f"devices; use a multiple of {jax.device_count()} (--config.batch_size=...)."
     )
   replicated = NamedSharding(mesh, P())
   data_sharding = NamedSharding(mesh, P("data"))
@@ -169,7 +182,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   task = build_task(config, splits)
   train_split = splits["train"]
   num_steps = config.get("num_steps") or config.num_epochs * pipeline.steps_per_epoch(
-      train_split, config.batch_size
+    train_split, config.batch_size
   )
   task.num_steps = num_steps
 
@@ -177,10 +190,12 @@ def run(config, workdir: str) -> dict[str, Any]:
   init_rng, train_rng = jax.random.split(rng)
   sample = next(pipeline.eval_batches(train_split, batch_size=config.batch_size))
   sample.pop("mask")
-  state = jax.jit(task.init, out_shardings=replicated)(init_rng, shard_batch(sample, data_sharding))
+  # Not jitted as a whole: a task may merge pretrained weights (host arrays) into
+  # its state, which jit would bake into the program as constants.
+  state = jax.device_put(task.init(init_rng, sample), replicated)
 
   checkpointer = ckpt_lib.Checkpointer(
-      os.path.join(workdir, "checkpoints"), keep=config.get("keep_checkpoints", 2)
+    os.path.join(workdir, "checkpoints"), keep=config.get("keep_checkpoints", 2)
   )
   start_step = 0
   if checkpointer.latest_step() is not None:
@@ -189,28 +204,32 @@ def run(config, workdir: str) -> dict[str, Any]:
     logging.info("resumed from step %d in %s", start_step, workdir)
 
   if jax.process_index() == 0:
-    print(f"[vision] task={config.task} model={config.model.name} "
-          f"params={count_params(task.trainable_params(state)):,} devices={jax.device_count()} "
-          f"steps={num_steps} start={start_step}\n{config}", flush=True)
+    print(
+      f"[vision] task={config.task} model={config.model.name} "
+      f"params={count_params(task.trainable_params(state)):,} devices={jax.device_count()} "
+      f"steps={num_steps} start={start_step}\n{config}",
+      flush=True,
+    )
 
   writer = writers.MetricWriter(
-      workdir, resume_step=start_step, tensorboard=jax.process_index() == 0
+    workdir, resume_step=start_step, tensorboard=jax.process_index() == 0
   )
   train_step = jax.jit(
-      task.train_step,
-      donate_argnums=(0,),
-      in_shardings=(replicated, data_sharding, replicated),
-      out_shardings=(replicated, replicated),
+    task.train_step,
+    donate_argnums=(0,),
+    in_shardings=(replicated, data_sharding, replicated),
+    out_shardings=(replicated, replicated),
   )
-  eval_step = jax.jit(task.eval_step, in_shardings=(replicated, data_sharding),
-                      out_shardings=replicated)
+  eval_step = jax.jit(
+    task.eval_step, in_shardings=(replicated, data_sharding), out_shardings=replicated
+  )
   batches = pipeline.train_batches(
-      train_split,
-      batch_size=config.batch_size,
-      num_steps=num_steps,
-      seed=config.seed,
-      start_step=start_step,
-      num_threads=config.get("data_threads", 2),
+    train_split,
+    batch_size=config.batch_size,
+    num_steps=num_steps,
+    seed=config.seed,
+    start_step=start_step,
+    num_threads=config.get("data_threads", 2),
   )
   log_every = max(1, config.get("log_every", 50))
   eval_every = config.get("eval_every", 0) or 0
@@ -230,21 +249,35 @@ def run(config, workdir: str) -> dict[str, Any]:
     if bad is not None:
       checkpointer.wait()
       good = checkpointer.latest_step()
-      where = (f"the last good checkpoint (step {good}) is kept in {checkpointer.directory}"
-               if good is not None else "no checkpoint had been written yet")
+      where = (
+        f"the last good checkpoint (step {good}) is kept in {checkpointer.directory}"
+        if good is not None
+        else "no checkpoint had been written yet"
+      )
       raise NonFiniteLossError(
-          f"non-finite loss at step {bad} (metrics: {dict(fetched[bad - fetched[0][0]][1])}); "
-          f"{where}. Lower --config.optim.learning_rate or set "
-          "--config.optim.grad_clip_norm=1.0, then run again in a fresh workdir."
+        f"non-finite loss at step {bad} (metrics: {dict(fetched[bad - fetched[0][0]][1])}); "
+        f"{where}. Lower --config.optim.learning_rate or set "
+        "--config.optim.grad_clip_norm=1.0, then run again in a fresh workdir."
       )
     mean = {f"train/{k}": float(np.mean([m[k] for _, m in fetched])) for k in fetched[-1][1]}
     writer.write_scalars(step, mean)
-    bar.set_postfix({k.split("/")[1]: f"{v:.4g}" for k, v in mean.items()
-                     if k.split("/")[1] in ("loss", "accuracy", "d_loss", "g_loss")}, refresh=False)
+    bar.set_postfix(
+      {
+        k.split("/")[1]: f"{v:.4g}"
+        for k, v in mean.items()
+        if k.split("/")[1] in ("loss", "accuracy", "d_loss", "g_loss")
+      },
+      refresh=False,
+    )
 
-  bar = tqdm(total=num_steps, initial=start_step, desc=f"train {config.model.name}",
-             disable=not config.get("progress", True) or jax.process_index() != 0,
-             dynamic_ncols=True, mininterval=1.0)
+  bar = tqdm(
+    total=num_steps,
+    initial=start_step,
+    desc=f"train {config.model.name}",
+    disable=not config.get("progress", True) or jax.process_index() != 0,
+    dynamic_ncols=True,
+    mininterval=1.0,
+  )
   try:
     for step in range(start_step, num_steps):
       batch = shard_batch(next(batches), data_sharding)
@@ -278,10 +311,17 @@ def run(config, workdir: str) -> dict[str, Any]:
 
   train_seconds = time.time() - t_start
   ctx = Context(
-      workdir=workdir, writer=writer, splits=splits, config=config, mesh=mesh,
-      evaluate=lambda st, split: evaluate(task, st, split, config.batch_size, eval_step,
-                                          data_sharding),
-      data_sharding=data_sharding, replicated=replicated, num_steps=num_steps,
+    workdir=workdir,
+    writer=writer,
+    splits=splits,
+    config=config,
+    mesh=mesh,
+    evaluate=lambda st, split: evaluate(
+      task, st, split, config.batch_size, eval_step, data_sharding
+    ),
+    data_sharding=data_sharding,
+    replicated=replicated,
+    num_steps=num_steps,
   )
   results = task.finalize(state, ctx)
   results = {k: float(v) for k, v in results.items()}

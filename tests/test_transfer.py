@@ -1,0 +1,132 @@
+"""Transfer learning: what is frozen stays bit-identical; probes cache features; backbones run."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from vision import configs
+from vision.models.registry import create_model
+from vision.train import loop
+from vision.weights.cache import save_npz
+
+CONFIG = "experiments/transfer.py"
+
+
+def random_checkpoint(name: str, path: str, size: int = 32) -> str:
+  """Random weights of backbone ``name`` (ImageNet head) in the converted .npz format."""
+  model = create_model(name, num_classes=1000)
+  variables = jax.jit(model.init)(jax.random.key(1), np.zeros((1, size, size, 3), np.float32))
+  flat = traverse_util.flatten_dict(jax.device_get(variables), sep="/")
+  rng = np.random.default_rng(0)
+  for key, value in flat.items():
+    # Non-trivial running statistics, so frozen-vs-updated batch norm is observable.
+    if key.endswith("/mean"):
+      flat[key] = rng.normal(0, 0.1, value.shape).astype(np.float32)
+    elif key.endswith("/var"):
+      flat[key] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
+  save_npz(path, flat, {"format": "torch"})
+  return path
+
+
+def train_steps(config, steps=1):
+  splits = loop._load_splits(config)
+  task = loop.build_task(config, splits)
+  task.num_steps = 10  # (warm-up is off: a warm-up starts at learning rate 0)
+  batch = next(
+    iter(
+      loop.pipeline.train_batches(
+        splits["train"], batch_size=config.batch_size, num_steps=1, seed=0
+      )
+    )
+  )
+  state = task.init(jax.random.key(0), batch)
+  before = traverse_util.flatten_dict(
+    jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+  )
+  step = jax.jit(task.train_step)
+  for _ in range(steps):
+    state, metrics = step(state, batch, jax.random.key(1))
+  after = traverse_util.flatten_dict(
+    jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+  )
+  assert np.isfinite(float(metrics["loss"]))
+  changed = {k for k in before if not np.array_equal(before[k], after[k])}
+  return task, before, changed
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+  return random_checkpoint(
+    "efficientnet_lite_tiny", str(tmp_path_factory.mktemp("w") / "lite_tiny.npz")
+  )
+
+
+def test_head_mode_changes_only_the_head(data_env, tiny_weights):
+  config = configs.load_config(
+    CONFIG + ":efficientnet_lite_tiny,head,tiny",
+    [f"model.weights={tiny_weights}", "optim.warmup_steps=0"],
+  )
+  task, before, changed = train_steps(config)
+  head = {n for stage, names in task.backbone.stage_layout() if stage == "head" for n in names}
+  assert changed, "the head did not train"
+  assert all(k[0] == "params" and k[1] in head for k in changed), sorted(changed)[:5]
+  frozen = [k for k in before if k[1] not in head]
+  assert len(frozen) > 20 and any(k[0] == "batch_stats" for k in frozen)
+
+
+def test_finetune_last_stage_with_bn_train(data_env, tiny_weights):
+  config = configs.load_config(
+    CONFIG + ":efficientnet_lite_tiny,finetune,tiny",
+    [
+      f"model.weights={tiny_weights}",
+      "transfer.train_last_n=1",
+      "optim.warmup_steps=0",
+      "transfer.bn_train=true",
+    ],
+  )
+  # Two steps: the zero-initialized head passes no gradient down on the first.
+  task, before, changed = train_steps(config, steps=2)
+  layout = task.backbone.stage_layout()
+  body = [names for stage, names in layout if stage != "head"]
+  head = {n for stage, names in layout if stage == "head" for n in names}
+  trained = set(body[-1]) | head
+  assert {k[1] for k in changed} <= trained
+  assert any(k[0] == "batch_stats" and k[1] in body[-1] for k in changed)  # BN stats moved
+  assert any(k[0] == "params" and k[1] in body[-1] for k in changed)
+  assert not any(k[1] in set().union(*map(set, body[:-1])) for k in changed)
+
+
+def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypatch):
+  monkeypatch.setenv("VISION_CACHE_DIR", str(tmp_path / "cache"))
+  overrides = [f"model.weights={tiny_weights}", "num_steps=3"]
+  config = configs.load_config(CONFIG + ":efficientnet_lite_tiny,probe,tiny", overrides)
+  first = loop.run(config, str(tmp_path / "a"))
+  cached = os.listdir(tmp_path / "cache" / "features")
+  assert len(cached) == 3  # train, val, test
+
+  from vision.train import transfer
+
+  def no_extraction(self, split, role):
+    raise AssertionError(f"features of {role} were extracted again")
+
+  monkeypatch.setattr(transfer.TransferTask, "compute_features", no_extraction)
+  config = configs.load_config(CONFIG + ":efficientnet_lite_tiny,probe,tiny", overrides)
+  second = loop.run(config, str(tmp_path / "b"))
+  assert second["test_accuracy"] == first["test_accuracy"]
+  assert first["params_frozen"] == 0 and first["params_trained"] == 10 * 32 + 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2"])
+def test_transfer_config_runs_with_other_backbones(data_env, tmp_path, name):
+  weights = random_checkpoint(name, str(tmp_path / f"{name}.npz"))
+  mode = "head" if name == "vgg16" else "finetune"  # VGG's 120M-parameter top stays frozen
+  config = configs.load_config(
+    f"{CONFIG}:{name},{mode},tiny", [f"model.weights={weights}", "num_steps=2", "eval_every=0"]
+  )
+  results = loop.run(config, str(tmp_path / "run"))
+  assert 0.0 <= results["test_accuracy"] <= 1.0 and np.isfinite(results["test_loss"])
+  assert results["params_trained"] > 0
