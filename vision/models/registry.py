@@ -26,7 +26,13 @@ def _import_all():
   # that does not exist (yet) is skipped; an error inside one is raised.
   import importlib
 
-  for module in ("vision.models.cnn", "vision.models.backbones"):
+  for module in (
+    "vision.models.cnn",
+    "vision.models.backbones",
+    "vision.models.autoencoder",
+    "vision.models.vae",
+    "vision.models.gan",
+  ):
     try:
       importlib.import_module(module)
     except ModuleNotFoundError as e:
