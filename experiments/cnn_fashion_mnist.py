@@ -38,7 +38,7 @@ def get_config(arg=None):
 
   config.aug = ml_collections.ConfigDict()
   config.aug.size = 0  # 0: keep the stored resolution
-  config.aug.crop_padding = 2
+  config.aug.crop_padding = 0  # see the README: crops + no smoothing gave 90.8% test
   config.aug.flip = True
   config.aug.random_resized_crop = False
   config.aug.min_area = 0.35
@@ -60,7 +60,7 @@ def get_config(arg=None):
   config.batch_size = 128
   config.num_epochs = 10
   config.num_steps = 0  # >0 overrides num_epochs
-  config.label_smoothing = 0.0
+  config.label_smoothing = 0.1
   config.early_stopping_patience = 0  # evaluations without improvement before stopping
   config.log_every = 50
   config.eval_every = 430  # ~one epoch

@@ -136,9 +136,8 @@ def labelled_rows(path: str, rows, row_titles: list[str], scale: float = 0.55) -
   grids = [image_grid(np.asarray(r), ncols=len(r), pad=1) for r in rows]
   height = sum(g.shape[0] for g in grids)
   width = max(g.shape[1] for g in grids)
-  fig, axes = plt.subplots(
-    len(grids), 1, figsize=(scale * width / 16 + 1.2, scale * height / 16), squeeze=False
-  )
+  figsize = (scale * width / 16 + 1.2, 1.25 * scale * height / 16 + 0.2)
+  fig, axes = plt.subplots(len(grids), 1, figsize=figsize, squeeze=False)
   for ax, grid, title in zip(axes[:, 0], grids, row_titles):
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
     ax.set_xticks([])
@@ -202,6 +201,105 @@ def plot_latent_grid(path: str, images, values: np.ndarray, title: str = "") -> 
   ax.set_ylabel("z[1]")
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
+  _save_greyscale(fig, path, dpi=90)
+  return path
+
+
+def _save_greyscale(fig, path: str, dpi: int) -> None:
+  """Saves a figure as an 8-bit grey PNG: a quarter of the RGBA size for grey pictures."""
+  import io
+
+  from PIL import Image
+
+  buffer = io.BytesIO()
+  fig.savefig(buffer, dpi=dpi, format="png")
+  plt.close(fig)
+  buffer.seek(0)
+  Image.open(buffer).convert("L").save(path, optimize=True)
+
+
+# -- GANs (appended for issue 6) ------------------------------------------------------------------
+def evolution_strip(path: str, grids, steps, ncols: int = 10, max_rows: int = 12) -> str:
+  """One row per snapshot (the first ``ncols`` fixed-noise samples), labelled with its step."""
+  keep = np.unique(np.linspace(0, len(grids) - 1, min(max_rows, len(grids))).round().astype(int))
+  rows = [image_grid(np.asarray(grids[i])[:ncols], ncols) for i in keep]
+  fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.55, len(rows) * 0.62 + 0.2))
+  for ax, row, i in zip(np.atleast_1d(axes), rows, keep):
+    ax.imshow(row.squeeze(-1) if row.shape[-1] == 1 else row, cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(f"{steps[i]}", rotation=0, ha="right", va="center", fontsize=7)
+  fig.suptitle("fixed noise, by training step", fontsize=8)
+  fig.tight_layout(pad=0.3)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def save_gif(path: str, frames, duration_ms: int = 400) -> str:
+  """Frames (uint8 [H, W, C]) as a looping animated GIF; the last frame is held longer."""
+  from PIL import Image
+
+  frames = [to_uint8(f) for f in frames]
+  images = [Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f) for f in frames]
+  durations = [duration_ms] * (len(images) - 1) + [duration_ms * 4]
+  images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+  return path
+
+
+def class_rows(path: str, rows, class_names: list[str]) -> str:
+  """One row of samples per class (a conditional generator's class-by-class grid)."""
+  rows = [to_uint8(r) for r in rows]
+  ncols = max(len(r) for r in rows)
+  fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.6 + 1.2, len(rows) * 0.65 + 0.2))
+  for ax, row, name in zip(np.atleast_1d(axes), rows, class_names):
+    mosaic = image_grid(row, ncols) if len(row) else np.full((30, 30, 1), 255, np.uint8)
+    ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic, cmap="gray", vmin=0,
+              vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+  fig.tight_layout(pad=0.3)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def plot_gan_losses(path: str, records: list[dict]) -> str:
+  """Both players' losses, and D's mean output on real and fake images, against steps."""
+  panels = ((("train/d_loss", "discriminator"), ("train/g_loss", "generator")),
+            (("train/d_real", "D(x), real"), ("train/d_fake", "D(G(z)), fake")))
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  for ax, panel, title in zip(axes, panels, ("losses", "discriminator outputs")):
+    for key, label in panel:
+      points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+      if points:
+        steps, values = zip(*points)
+        ax.plot(steps, values, label=label)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_class_histogram(path: str, class_names: list[str], fractions: dict,
+                         title: str = "") -> str:
+  """Side-by-side bars of class fractions (e.g. generated vs real, as predicted by a classifier)."""
+  n, m = len(class_names), len(fractions)
+  fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * n + 1), 3.4))
+  width = 0.8 / max(m, 1)
+  for i, (label, values) in enumerate(fractions.items()):
+    ax.bar(np.arange(n) + (i - (m - 1) / 2) * width, values, width, label=label)
+  ax.axhline(1.0 / n, color="gray", lw=0.8, ls="--")
+  ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=7)
+  ax.set_ylabel("fraction")
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
