@@ -47,8 +47,7 @@ def get_config(arg=None):
   config.aae.disc_learning_rate = 2e-4
   config.aae.gen_learning_rate = 2e-4
 
-  config.optim = optim.default_config(name="adam", learning_rate=1e-3, schedule="constant",
-                                      b1=0.5)
+  config.optim = optim.default_config(name="adam", learning_rate=1e-3, schedule="constant", b1=0.5)
 
   config.batch_size = 128
   config.num_epochs = 5

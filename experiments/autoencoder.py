@@ -43,8 +43,9 @@ def get_config(arg=None):
   config.model.dtype = "float32"
 
   config.loss = "bce"  # 'bce' on logits (the lesson's) or 'mse' of the sigmoid
-  config.optim = optim.default_config(name="adam", learning_rate=1e-3, schedule="cosine",
-                                      warmup_steps=100, final_lr_fraction=0.1)
+  config.optim = optim.default_config(
+    name="adam", learning_rate=1e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.1
+  )
 
   config.batch_size = 128
   config.num_epochs = 5

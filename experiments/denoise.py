@@ -49,8 +49,9 @@ def get_config(arg=None):
   config.model.dtype = "float32"
 
   config.loss = "bce"
-  config.optim = optim.default_config(name="adam", learning_rate=2e-3, schedule="cosine",
-                                      warmup_steps=100, final_lr_fraction=0.05)
+  config.optim = optim.default_config(
+    name="adam", learning_rate=2e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.05
+  )
 
   config.batch_size = 128
   config.num_epochs = 4

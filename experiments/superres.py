@@ -44,8 +44,9 @@ def get_config(arg=None):
   config.model.dtype = "float32"
 
   config.loss = "mse"
-  config.optim = optim.default_config(name="adam", learning_rate=2e-3, schedule="cosine",
-                                      warmup_steps=100, final_lr_fraction=0.05)
+  config.optim = optim.default_config(
+    name="adam", learning_rate=2e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.05
+  )
 
   config.batch_size = 128
   config.num_epochs = 2
@@ -57,9 +58,16 @@ def get_config(arg=None):
   config.progress = True
 
   if arg == "classic":
-    config.model = ml_collections.ConfigDict(dict(
-        name="conv_autoencoder", encoder_widths=(16, 8, 8), decoder_widths=(8, 8, 16),
-        latent_dim=0, upsample="nearest", dtype="float32"))
+    config.model = ml_collections.ConfigDict(
+      dict(
+        name="conv_autoencoder",
+        encoder_widths=(16, 8, 8),
+        decoder_widths=(8, 8, 16),
+        latent_dim=0,
+        upsample="nearest",
+        dtype="float32",
+      )
+    )
     config.loss = "bce"
   elif arg == "small":
     config.data.train_split = "train[:12000]"

@@ -66,8 +66,9 @@ def get_config(arg=None):
   config.vae.iwae_batch_size = 100
   config.vae.iwae_examples = 1000  # 0: the whole test split
 
-  config.optim = optim.default_config(name="adam", learning_rate=1e-3, schedule="cosine",
-                                      warmup_steps=100, final_lr_fraction=0.1)
+  config.optim = optim.default_config(
+    name="adam", learning_rate=1e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.1
+  )
 
   config.batch_size = 128
   config.num_epochs = 3
@@ -79,8 +80,9 @@ def get_config(arg=None):
   config.progress = True
 
   if arg == "dense":
-    config.model = ml_collections.ConfigDict(dict(name="dense_vae", hidden=(512,), latent_dim=2,
-                                                  dtype="float32"))
+    config.model = ml_collections.ConfigDict(
+      dict(name="dense_vae", hidden=(512,), latent_dim=2, dtype="float32")
+    )
   elif arg == "small":
     config.data.train_split = "train[:12000]"
     config.data.val_split = "train[55000:56000]"

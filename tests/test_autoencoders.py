@@ -35,20 +35,28 @@ def test_conv_autoencoder_shapes(input_size, latent_dim):
 def test_conv_vae_is_the_benchmark_architecture():
   model = create_model("conv_vae", latent_dim=2)
   params = _init(model, IMAGES)["params"]
-  shapes = {"/".join(k.key for k in path): tuple(v.shape)
-            for path, v in jax.tree_util.tree_leaves_with_path(params) if path[-1].key == "kernel"}
+  shapes = {
+    "/".join(k.key for k in path): tuple(v.shape)
+    for path, v in jax.tree_util.tree_leaves_with_path(params)
+    if path[-1].key == "kernel"
+  }
   assert shapes == {
-      "encoder/conv1/kernel": (3, 3, 1, 32), "encoder/conv2/kernel": (3, 3, 32, 64),
-      "encoder/posterior/kernel": (7 * 7 * 64, 4),
-      "decoder/projection/kernel": (2, 7 * 7 * 32), "decoder/deconv1/kernel": (3, 3, 32, 64),
-      "decoder/deconv2/kernel": (3, 3, 64, 32), "decoder/logits/kernel": (3, 3, 32, 1)}
+    "encoder/conv1/kernel": (3, 3, 1, 32),
+    "encoder/conv2/kernel": (3, 3, 32, 64),
+    "encoder/posterior/kernel": (7 * 7 * 64, 4),
+    "decoder/projection/kernel": (2, 7 * 7 * 32),
+    "decoder/deconv1/kernel": (3, 3, 32, 64),
+    "decoder/deconv2/kernel": (3, 3, 64, 32),
+    "decoder/logits/kernel": (3, 3, 32, 1),
+  }
   logits, features = model.apply({"params": params}, IMAGES, rngs={"latent": jax.random.key(3)})
   assert logits.shape == (4, 28, 28, 1) and features["z"].shape == (4, 2)
   # Both upsampling implementations give the same decoder.
   z = jnp.ones((2, 2))
-  outs = [create_model("conv_vae", upsample_impl=impl).apply({"params": params}, z,
-                                                             method="decode")
-          for impl in ("subpixel", "xla")]
+  outs = [
+    create_model("conv_vae", upsample_impl=impl).apply({"params": params}, z, method="decode")
+    for impl in ("subpixel", "xla")
+  ]
   np.testing.assert_allclose(outs[0], outs[1], atol=1e-4)
 
 
@@ -69,8 +77,7 @@ def test_superres_net_starts_at_bicubic():
     low = image_quality.average_downsample(IMAGES, scale)
     logits, _ = model.apply(_init(model, low), low)
     bicubic = image_quality.bicubic_upsample(low, scale)
-    np.testing.assert_allclose(jax.nn.sigmoid(logits), jnp.clip(bicubic, 1e-3, 1 - 1e-3),
-                               atol=1e-5)
+    np.testing.assert_allclose(jax.nn.sigmoid(logits), jnp.clip(bicubic, 1e-3, 1 - 1e-3), atol=1e-5)
 
 
 def test_iwae_bound_is_below_the_negative_elbo():
@@ -80,9 +87,11 @@ def test_iwae_bound_is_below_the_negative_elbo():
   encode = lambda x: model.apply(variables, x, method="encode")  # noqa: E731
   decode = lambda z: model.apply(variables, z, method="decode")  # noqa: E731
   neg_elbo = jax.jit(lambda x, r: elbo.negative_elbo(encode, decode, x, r, num_samples=50))(
-      x, jax.random.key(4))
+    x, jax.random.key(4)
+  )
   log_w = jax.jit(lambda x, r: elbo.importance_log_weights(encode, decode, x, r, 100, 25))(
-      x, jax.random.key(5))
+    x, jax.random.key(5)
+  )
   assert log_w.shape == (100, 4)
   iwae = elbo.iwae_nll(log_w)
   # Per image, with the same samples: logsumexp(log w) - log K >= mean(log w) (Jensen).
@@ -106,8 +115,9 @@ def test_aae_step_trains_the_discriminator():
   from vision.train.generative import AAETask
 
   # A fast discriminator and a frozen regularizer, so 30 steps are enough for D to learn.
-  config = configs.load_config("experiments/aae.py:tiny", ["aae.disc_learning_rate=0.01",
-                                                           "aae.gen_learning_rate=0.0"])
+  config = configs.load_config(
+    "experiments/aae.py:tiny", ["aae.disc_learning_rate=0.01", "aae.gen_learning_rate=0.0"]
+  )
   task = AAETask(config, {"train": types.SimpleNamespace(image_shape=(28, 28, 1))})
   task.num_steps = 30
   batch = {"image": (np.asarray(IMAGES.repeat(8, 0)) * 255).astype(np.uint8)}
@@ -120,8 +130,9 @@ def test_aae_step_trains_the_discriminator():
     history.append({k: float(v) for k, v in metrics.items()})
   assert int(state.step) == 30
   for name in ("encoder", "decoder", "discriminator"):  # each one's optimizer stepped it
-    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
-                         state.params[name], start[name])
+    moved = jax.tree.map(
+      lambda a, b: float(np.abs(np.asarray(a) - b).max()), state.params[name], start[name]
+    )
     assert max(jax.tree.leaves(moved)) > 0, name
   # The lesson's bug left D at chance (loss 2 ln 2 = 1.386); here it learns to tell codes
   # from prior samples.
@@ -147,8 +158,9 @@ def test_vae_tiny_run(data_env, tmp_path):
   results = _run("experiments/vae.py:tiny", tmp_path)
   for key in ("test_neg_elbo", "test_recon", "test_kl", "test_iwae_nll"):
     assert np.isfinite(results[key]), key
-  assert results["test_neg_elbo"] == pytest.approx(results["test_recon"] + results["test_kl"],
-                                                   rel=1e-5)
+  assert results["test_neg_elbo"] == pytest.approx(
+    results["test_recon"] + results["test_kl"], rel=1e-5
+  )
   assert results["test_iwae_nll"] <= results["test_iwae_neg_elbo_same_samples"]
   assert results["test_iwae_samples"] >= 100
   for name in ("reconstructions", "samples", "interpolation", "latent_scatter", "latent_grid"):
@@ -157,8 +169,11 @@ def test_vae_tiny_run(data_env, tmp_path):
 
 @pytest.mark.slow
 def test_denoise_and_autoencoder_tiny_runs(data_env, tmp_path):
-  results = _run("experiments/denoise.py:tiny", tmp_path / "denoise",
-                 ["noise.kind=salt_pepper", "noise.level=0.2"])
+  results = _run(
+    "experiments/denoise.py:tiny",
+    tmp_path / "denoise",
+    ["noise.kind=salt_pepper", "noise.level=0.2"],
+  )
   assert {"test_psnr", "baseline_psnr"} <= set(results)
   results = _run("experiments/autoencoder.py:tiny", tmp_path / "ae")
   assert np.isfinite(results["test_psnr"])

@@ -16,8 +16,9 @@ LOGVAR = jnp.array([0.0, -2.0, 1.0, 0.7])  # log-variance: std = exp(logvar / 2)
 
 def test_reparameterize_has_the_right_mean_and_std():
   n = 200_000
-  z = losses.reparameterize(jax.random.key(0), jnp.broadcast_to(MEAN, (n, 4)),
-                            jnp.broadcast_to(LOGVAR, (n, 4)))
+  z = losses.reparameterize(
+    jax.random.key(0), jnp.broadcast_to(MEAN, (n, 4)), jnp.broadcast_to(LOGVAR, (n, 4))
+  )
   std = np.exp(0.5 * np.asarray(LOGVAR))
   # Within 5 standard errors of the sample mean and of the sample std.
   np.testing.assert_array_less(np.abs(np.mean(z, 0) - MEAN), 5 * std / math.sqrt(n))
@@ -34,17 +35,17 @@ def test_reparameterize_is_differentiable_in_mean_and_logvar():
 
 def test_kl_matches_monte_carlo():
   n = 400_000
-  z = losses.reparameterize(jax.random.key(2), jnp.broadcast_to(MEAN, (n, 4)),
-                            jnp.broadcast_to(LOGVAR, (n, 4)))
+  z = losses.reparameterize(
+    jax.random.key(2), jnp.broadcast_to(MEAN, (n, 4)), jnp.broadcast_to(LOGVAR, (n, 4))
+  )
   # KL(q || p) = E_q[log q(z) - log p(z)], estimated by the sample mean.
-  log_ratio = (losses.gaussian_log_density(z, MEAN, LOGVAR)
-               - losses.standard_normal_log_density(z))
+  log_ratio = losses.gaussian_log_density(z, MEAN, LOGVAR) - losses.standard_normal_log_density(z)
   estimate, stderr = float(jnp.mean(log_ratio)), float(jnp.std(log_ratio)) / math.sqrt(n)
   analytic = float(losses.kl_to_standard_normal(MEAN, LOGVAR))
   assert abs(estimate - analytic) < 4 * stderr, (estimate, analytic, stderr)
   # And the closed form itself, per dimension.
   mean, logvar = np.asarray(MEAN), np.asarray(LOGVAR)
-  expected = float(0.5 * np.sum(np.exp(logvar) + mean ** 2 - 1 - logvar))
+  expected = float(0.5 * np.sum(np.exp(logvar) + mean**2 - 1 - logvar))
   assert analytic == pytest.approx(expected, rel=1e-6)
 
 
@@ -57,10 +58,12 @@ def test_kl_is_zero_only_at_the_prior_and_batched():
 def test_gaussian_log_densities_match_scipy():
   z = jnp.array([[0.3, -1.2, 2.5, 0.1]])
   expected = stats.norm.logpdf(np.asarray(z), np.asarray(MEAN), np.exp(0.5 * np.asarray(LOGVAR)))
-  np.testing.assert_allclose(losses.gaussian_log_density(z, MEAN, LOGVAR), expected.sum(-1),
-                             rtol=1e-5)
-  np.testing.assert_allclose(losses.standard_normal_log_density(z),
-                             stats.norm.logpdf(np.asarray(z)).sum(-1), rtol=1e-5)
+  np.testing.assert_allclose(
+    losses.gaussian_log_density(z, MEAN, LOGVAR), expected.sum(-1), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    losses.standard_normal_log_density(z), stats.norm.logpdf(np.asarray(z)).sum(-1), rtol=1e-5
+  )
   x = jnp.full((2, 3, 3, 1), 0.25)
   mean = jnp.full((2, 3, 3, 1), 0.5)
   ll = losses.gaussian_log_likelihood(mean, x, jnp.log(0.1))

@@ -26,7 +26,8 @@ def test_forward_matches_flax_conv_transpose(k, s):
     layer = upsample.ConvTranspose(4, (k, k), (s, s), impl=impl)
     # Same parameter tree as flax's layer: checkpoints load into either.
     assert jax.tree.map(jnp.shape, layer.init(jax.random.key(0), x)) == jax.tree.map(
-        jnp.shape, params)
+      jnp.shape, params
+    )
     out = layer.apply(params, x)
     assert out.shape == (2, 5 * s, 6 * s, 4)
     np.testing.assert_allclose(out, expected, atol=2e-5, rtol=1e-5)
@@ -61,8 +62,7 @@ def test_subpixel_kernel_taps_3x3_stride2():
 
 
 def test_auto_impl_and_bad_values():
-  assert upsample.resolve_impl("auto") == ("subpixel" if jax.default_backend() == "cpu"
-                                           else "xla")
+  assert upsample.resolve_impl("auto") == ("subpixel" if jax.default_backend() == "cpu" else "xla")
   with pytest.raises(ValueError, match="unknown upsampling impl"):
     upsample.resolve_impl("fft")
   with pytest.raises(ValueError, match="SAME"):

@@ -70,8 +70,9 @@ def bernoulli_log_likelihood(logits: jax.Array, targets: jax.Array) -> jax.Array
   return -_sum_per_example(binary_cross_entropy_with_logits(logits, targets))
 
 
-def gaussian_log_likelihood(mean: jax.Array, targets: jax.Array, log_scale: jax.Array | float
-                            ) -> jax.Array:
+def gaussian_log_likelihood(
+  mean: jax.Array, targets: jax.Array, log_scale: jax.Array | float
+) -> jax.Array:
   """log N(x; mean, exp(log_scale)^2) of independent pixels, per example [B] (nats).
 
   ``log_scale`` is a log standard deviation (scalar, per pixel, or learned).
@@ -82,8 +83,9 @@ def gaussian_log_likelihood(mean: jax.Array, targets: jax.Array, log_scale: jax.
   return _sum_per_example(-0.5 * (LOG_2PI + jnp.square(z)) - log_scale)
 
 
-def reconstruction_log_likelihood(kind: str, decoded: jax.Array, targets: jax.Array,
-                                  log_scale: float = 0.0) -> jax.Array:
+def reconstruction_log_likelihood(
+  kind: str, decoded: jax.Array, targets: jax.Array, log_scale: float = 0.0
+) -> jax.Array:
   """``'bernoulli'``: ``decoded`` are logits; ``'gaussian'``: ``decoded`` are logits of the mean."""
   if kind == "bernoulli":
     return bernoulli_log_likelihood(decoded, targets)
@@ -109,8 +111,9 @@ def kl_weight(step: jax.Array, beta: float = 1.0, warmup_steps: int = 0) -> jax.
 # -- adversarial (logistic) losses --------------------------------------------------------------
 def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
   """Mean BCE of a discriminator that should say 1 on real and 0 on fake samples."""
-  return (jnp.mean(binary_cross_entropy_with_logits(real_logits, 1.0))
-          + jnp.mean(binary_cross_entropy_with_logits(fake_logits, 0.0)))
+  return jnp.mean(binary_cross_entropy_with_logits(real_logits, 1.0)) + jnp.mean(
+    binary_cross_entropy_with_logits(fake_logits, 0.0)
+  )
 
 
 def generator_loss(fake_logits: jax.Array) -> jax.Array:

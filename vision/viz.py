@@ -254,8 +254,9 @@ def class_rows(path: str, rows, class_names: list[str]) -> str:
   fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.6 + 1.2, len(rows) * 0.65 + 0.2))
   for ax, row, name in zip(np.atleast_1d(axes), rows, class_names):
     mosaic = image_grid(row, ncols) if len(row) else np.full((30, 30, 1), 255, np.uint8)
-    ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic, cmap="gray", vmin=0,
-              vmax=255)
+    ax.imshow(
+      mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic, cmap="gray", vmin=0, vmax=255
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
@@ -267,8 +268,10 @@ def class_rows(path: str, rows, class_names: list[str]) -> str:
 
 def plot_gan_losses(path: str, records: list[dict]) -> str:
   """Both players' losses, and D's mean output on real and fake images, against steps."""
-  panels = ((("train/d_loss", "discriminator"), ("train/g_loss", "generator")),
-            (("train/d_real", "D(x), real"), ("train/d_fake", "D(G(z)), fake")))
+  panels = (
+    (("train/d_loss", "discriminator"), ("train/g_loss", "generator")),
+    (("train/d_real", "D(x), real"), ("train/d_fake", "D(G(z)), fake")),
+  )
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
   for ax, panel, title in zip(axes, panels, ("losses", "discriminator outputs")):
     for key, label in panel:
@@ -286,8 +289,9 @@ def plot_gan_losses(path: str, records: list[dict]) -> str:
   return path
 
 
-def plot_class_histogram(path: str, class_names: list[str], fractions: dict,
-                         title: str = "") -> str:
+def plot_class_histogram(
+  path: str, class_names: list[str], fractions: dict, title: str = ""
+) -> str:
   """Side-by-side bars of class fractions (e.g. generated vs real, as predicted by a classifier)."""
   n, m = len(class_names), len(fractions)
   fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * n + 1), 3.4))

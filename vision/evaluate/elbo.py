@@ -30,8 +30,9 @@ Encode = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
 Decode = Callable[[jax.Array], jax.Array]
 
 
-def negative_elbo(encode: Encode, decode: Decode, images: jax.Array, rng: jax.Array,
-                  num_samples: int = 1) -> dict[str, jax.Array]:
+def negative_elbo(
+  encode: Encode, decode: Decode, images: jax.Array, rng: jax.Array, num_samples: int = 1
+) -> dict[str, jax.Array]:
   """Per-image ``{'neg_elbo', 'recon', 'kl'}`` [B] in nats (Bernoulli likelihood, analytic KL)."""
   mean, logvar = encode(images)
   kl = losses.kl_to_standard_normal(mean, logvar)
@@ -44,8 +45,14 @@ def negative_elbo(encode: Encode, decode: Decode, images: jax.Array, rng: jax.Ar
   return {"neg_elbo": recon + kl, "recon": recon, "kl": kl}
 
 
-def importance_log_weights(encode: Encode, decode: Decode, images: jax.Array, rng: jax.Array,
-                           num_samples: int, chunk_size: int = 10) -> jax.Array:
+def importance_log_weights(
+  encode: Encode,
+  decode: Decode,
+  images: jax.Array,
+  rng: jax.Array,
+  num_samples: int,
+  chunk_size: int = 10,
+) -> jax.Array:
   """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x): [K, B]."""
   if num_samples % chunk_size:
     raise ValueError(f"num_samples {num_samples} is not a multiple of chunk_size {chunk_size}.")
@@ -81,4 +88,5 @@ def fixed_binarization(images_uint8, seed: int = 0):
 
   probs = np.asarray(images_uint8, np.float32) / 255.0
   return (np.random.default_rng(seed).random(probs.shape, dtype=np.float32) < probs).astype(
-      np.float32)
+    np.float32
+  )

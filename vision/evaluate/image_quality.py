@@ -14,7 +14,7 @@ def psnr(images: jax.Array, targets: jax.Array, max_value: float = 1.0) -> jax.A
   """
   diff = (images.astype(jnp.float32) - targets.astype(jnp.float32)).reshape(images.shape[0], -1)
   mse = jnp.mean(jnp.square(diff), axis=-1)
-  return 10.0 * jnp.log10(max_value ** 2 / jnp.maximum(mse, 1e-10))
+  return 10.0 * jnp.log10(max_value**2 / jnp.maximum(mse, 1e-10))
 
 
 def bicubic_upsample(images: jax.Array, scale: int) -> jax.Array:

@@ -133,9 +133,13 @@ class ConvAutoencoder(nn.Module):
     in_w = self.input_size or self.output_shape[1]
     code_hw = (halvings(in_h, 4)[-1], halvings(in_w, 4)[-1])
     self.encoder = ConvEncoder(self.encoder_widths, latent_dim=self.latent_dim, dtype=self.dtype)
-    self.decoder = ConvDecoder(self.output_shape, self.decoder_widths,
-                               code_shape=(*code_hw, self.encoder_widths[-1]),
-                               upsample=self.upsample, dtype=self.dtype)
+    self.decoder = ConvDecoder(
+      self.output_shape,
+      self.decoder_widths,
+      code_shape=(*code_hw, self.encoder_widths[-1]),
+      upsample=self.upsample,
+      dtype=self.dtype,
+    )
 
   def encode(self, images, *, train: bool = False):
     return self.encoder(images, train=train)[0]
@@ -170,11 +174,13 @@ class SuperResolutionNet(nn.Module):
     features["low_res_features"] = x
     for i in range(int(math.log2(self.scale))):
       x = nn.relu(ConvTranspose(self.width, (3, 3), (2, 2), dtype=self.dtype, name=f"up{i + 1}")(x))
-    residual = nn.Conv(self.channels, (3, 3), kernel_init=nn.initializers.zeros,
-                       dtype=self.dtype, name="residual")(x).astype(jnp.float32)
+    residual = nn.Conv(
+      self.channels, (3, 3), kernel_init=nn.initializers.zeros, dtype=self.dtype, name="residual"
+    )(x).astype(jnp.float32)
     b, h, w, c = low_res.shape
-    bicubic = jax.image.resize(low_res.astype(jnp.float32),
-                               (b, h * self.scale, w * self.scale, c), "bicubic")
+    bicubic = jax.image.resize(
+      low_res.astype(jnp.float32), (b, h * self.scale, w * self.scale, c), "bicubic"
+    )
     bicubic = jnp.clip(bicubic, 1e-3, 1.0 - 1e-3)
     features["bicubic"] = bicubic
     return jnp.log(bicubic) - jnp.log1p(-bicubic) + residual, features  # logits

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 
@@ -49,7 +49,5 @@ def create_model(name: str, **kwargs) -> nn.Module:
   """Builds the model registered as ``name`` with the given keyword arguments."""
   _import_all()
   if name not in _FACTORIES:
-    raise ValueError(
-        f"unknown model {name!r}; available models: {', '.join(sorted(_FACTORIES))}"
-    )
+    raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_FACTORIES))}")
   return _FACTORIES[name](**kwargs)

@@ -128,18 +128,23 @@ class ConvTranspose(nn.Module):
       raise ValueError(f"only padding='SAME' is supported, not {self.padding!r}.")
     kernel_size = tuple(self.kernel_size)
     strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
-    kernel = self.param("kernel", self.kernel_init,
-                        (*kernel_size, x.shape[-1], self.features), self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
+    kernel = self.param(
+      "kernel", self.kernel_init, (*kernel_size, x.shape[-1], self.features), self.param_dtype
+    )
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     dimension_numbers = ("NHWC", "HWIO", "NHWC")
     if resolve_impl(self.impl) == "xla":
       y = lax.conv_transpose(x, kernel, strides, "SAME", dimension_numbers=dimension_numbers)
     else:
       taps, padding = subpixel_kernel(kernel, strides)
-      y = lax.conv_general_dilated(x, taps, (1, 1), padding,
-                                   dimension_numbers=dimension_numbers)  # [B, H, W, s*s*out]
+      y = lax.conv_general_dilated(
+        x, taps, (1, 1), padding, dimension_numbers=dimension_numbers
+      )  # [B, H, W, s*s*out]
       y = depth_to_space(y, strides)
     if bias is not None:
       y = y + bias
@@ -162,6 +167,12 @@ class Upsample(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = ConvTranspose(self.features, self.kernel_size, (self.factor, self.factor),
-                      impl=self.impl, dtype=self.dtype, name="conv")(x)
+    x = ConvTranspose(
+      self.features,
+      self.kernel_size,
+      (self.factor, self.factor),
+      impl=self.impl,
+      dtype=self.dtype,
+      name="conv",
+    )(x)
     return getattr(nn, self.activation)(x) if self.activation else x

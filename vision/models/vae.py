@@ -92,10 +92,14 @@ class ConvDecoder(nn.Module):
     x = nn.Dense(math.prod(start), dtype=self.dtype, name="projection")(z.astype(self.dtype))
     x = nn.relu(x).reshape(z.shape[0], *start)  # [B, H/4, W/4, 32]
     for i, features in enumerate(self.widths):
-      x = nn.relu(ConvTranspose(features, (3, 3), (2, 2), impl=self.upsample_impl,
-                                dtype=self.dtype, name=f"deconv{i + 1}")(x))
-    x = ConvTranspose(channels, (3, 3), (1, 1), impl=self.upsample_impl, dtype=self.dtype,
-                      name="logits")(x)
+      x = nn.relu(
+        ConvTranspose(
+          features, (3, 3), (2, 2), impl=self.upsample_impl, dtype=self.dtype, name=f"deconv{i + 1}"
+        )(x)
+      )
+    x = ConvTranspose(
+      channels, (3, 3), (1, 1), impl=self.upsample_impl, dtype=self.dtype, name="logits"
+    )(x)
     return x.astype(jnp.float32)  # [B, H, W, C]
 
 
@@ -118,16 +122,28 @@ class VAE(nn.Module):
 
 
 @register("dense_vae")
-def dense_vae(output_shape=(28, 28, 1), hidden=(512,), latent_dim: int = 2,
-              dtype=jnp.float32) -> VAE:
-  return VAE(DenseEncoder(tuple(hidden), latent_dim, dtype=dtype),
-             DenseDecoder(tuple(output_shape), tuple(hidden)[::-1], dtype=dtype))
+def dense_vae(
+  output_shape=(28, 28, 1), hidden=(512,), latent_dim: int = 2, dtype=jnp.float32
+) -> VAE:
+  return VAE(
+    DenseEncoder(tuple(hidden), latent_dim, dtype=dtype),
+    DenseDecoder(tuple(output_shape), tuple(hidden)[::-1], dtype=dtype),
+  )
 
 
 @register("conv_vae")
-def conv_vae(output_shape=(28, 28, 1), latent_dim: int = 2, encoder_widths=(32, 64),
-             decoder_widths=(64, 32), projection_channels: int = 32, upsample_impl: str = "auto",
-             dtype=jnp.float32) -> VAE:
-  return VAE(ConvEncoder(tuple(encoder_widths), latent_dim, dtype=dtype),
-             ConvDecoder(tuple(output_shape), tuple(decoder_widths), projection_channels,
-                         upsample_impl, dtype=dtype))
+def conv_vae(
+  output_shape=(28, 28, 1),
+  latent_dim: int = 2,
+  encoder_widths=(32, 64),
+  decoder_widths=(64, 32),
+  projection_channels: int = 32,
+  upsample_impl: str = "auto",
+  dtype=jnp.float32,
+) -> VAE:
+  return VAE(
+    ConvEncoder(tuple(encoder_widths), latent_dim, dtype=dtype),
+    ConvDecoder(
+      tuple(output_shape), tuple(decoder_widths), projection_channels, upsample_impl, dtype=dtype
+    ),
+  )

@@ -90,8 +90,9 @@ class AutoencoderTask(Task):
   def init(self, rng, batch):
     clean = augment.to_float(batch["image"][:1])
     variables = self.model.init(rng, self.corrupt(rng, clean), train=False)
-    return TrainState.create(params=variables["params"],
-                             tx=make_optimizer(self.config.optim, self.num_steps))
+    return TrainState.create(
+      params=variables["params"], tx=make_optimizer(self.config.optim, self.num_steps)
+    )
 
   def predict(self, params, inputs):
     logits, _ = self.model.apply({"params": params}, inputs, train=False)
@@ -112,11 +113,14 @@ class AutoencoderTask(Task):
     clean = augment.to_float(batch["image"])
     inputs = self.corrupt(rng, clean)
     (loss, logits), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
-        state.params, inputs, clean)
+      state.params, inputs, clean
+    )
     state = state.apply_gradients(grads)
-    return state, {"loss": loss,
-                   "psnr": jnp.mean(image_quality.psnr(jax.nn.sigmoid(logits), clean)),
-                   "grad_norm": optax.global_norm(grads)}
+    return state, {
+      "loss": loss,
+      "psnr": jnp.mean(image_quality.psnr(jax.nn.sigmoid(logits), clean)),
+      "grad_norm": optax.global_norm(grads),
+    }
 
   def eval_step(self, state, batch):
     clean = augment.to_float(batch["image"])
@@ -128,8 +132,10 @@ class AutoencoderTask(Task):
   def per_image(self, params, inputs, clean) -> dict[str, jax.Array]:
     logits = self.predict(params, inputs)
     bce = losses.binary_cross_entropy_with_logits(logits, clean)
-    out = {"loss": jnp.mean(bce.reshape(bce.shape[0], -1), -1),
-           "psnr": image_quality.psnr(jax.nn.sigmoid(logits), clean)}
+    out = {
+      "loss": jnp.mean(bce.reshape(bce.shape[0], -1), -1),
+      "psnr": image_quality.psnr(jax.nn.sigmoid(logits), clean),
+    }
     base = self.baseline(inputs)
     if base is not None:
       out["baseline_psnr"] = image_quality.psnr(base, clean)
@@ -155,16 +161,21 @@ class AutoencoderTask(Task):
       out["output"] = jax.nn.sigmoid(self.predict(params, batch["input"]))
       return out
 
-    out = batched(lambda b: evaluate(state.params, b), {"input": inputs, "clean": clean},
-                  self.config.batch_size)
-    results.update(test_loss=float(out["loss"].mean()), test_psnr=float(out["psnr"].mean()),
-                   test_examples=float(len(clean)))
+    out = batched(
+      lambda b: evaluate(state.params, b), {"input": inputs, "clean": clean}, self.config.batch_size
+    )
+    results.update(
+      test_loss=float(out["loss"].mean()),
+      test_psnr=float(out["psnr"].mean()),
+      test_examples=float(len(clean)),
+    )
     if "baseline_psnr" in out:
       results["baseline_psnr"] = float(out["baseline_psnr"].mean())
       results["psnr_gain_db"] = results["test_psnr"] - results["baseline_psnr"]
     self.pictures(state, ctx, data, inputs, out["output"], clean)
-    ctx.writer.write_scalars(ctx.num_steps, {f"test/{k[5:]}": v for k, v in results.items()
-                                             if f"val_{k[5:]}" in results})
+    ctx.writer.write_scalars(
+      ctx.num_steps, {f"test/{k[5:]}": v for k, v in results.items() if f"val_{k[5:]}" in results}
+    )
     return results
 
   def picture_rows(self, inputs, outputs, clean):
@@ -174,25 +185,33 @@ class AutoencoderTask(Task):
   def pictures(self, state, ctx, data, inputs, outputs, clean):
     rows, titles = self.picture_rows(inputs, outputs, clean)
     viz.labelled_rows(os.path.join(ctx.workdir, "reconstructions.png"), rows, titles)
-    ctx.writer.write_images(ctx.num_steps, {
-        "test/reconstructions": viz.image_grid(np.concatenate(rows), ncols=len(rows[0]))})
+    ctx.writer.write_images(
+      ctx.num_steps,
+      {"test/reconstructions": viz.image_grid(np.concatenate(rows), ncols=len(rows[0]))},
+    )
     if self.config.task != "autoencoder":
       return
     # A plain autoencoder's code space is not generative: decode random codes.
     variables = {"params": state.params}
     encode = jax.jit(lambda v, x: self.model.apply(v, x, method="encode"))
     decode = jax.jit(lambda v, z: jax.nn.sigmoid(self.model.apply(v, z, method="decode")))
-    codes = batched(lambda b: {"z": encode(variables, b["x"])}, {"x": clean},
-                    self.config.batch_size)["z"]
+    codes = batched(
+      lambda b: {"z": encode(variables, b["x"])}, {"x": clean}, self.config.batch_size
+    )["z"]
     rng = np.random.default_rng(0)
     low, high = codes.min(0), codes.max(0)
     random_codes = rng.uniform(low, high, (24, *codes.shape[1:])).astype(np.float32)
-    viz.save_grid(os.path.join(ctx.workdir, "random_codes.png"), decode(variables, random_codes),
-                  ncols=12)
+    viz.save_grid(
+      os.path.join(ctx.workdir, "random_codes.png"), decode(variables, random_codes), ncols=12
+    )
     if codes.ndim == 2 and codes.shape[1] == 2:
-      viz.plot_latent_scatter(os.path.join(ctx.workdir, "latent_scatter.png"), codes,
-                              data["label"], ctx.splits["test"].class_names,
-                              title="autoencoder: test codes (2-D bottleneck)")
+      viz.plot_latent_scatter(
+        os.path.join(ctx.workdir, "latent_scatter.png"),
+        codes,
+        data["label"],
+        ctx.splits["test"].class_names,
+        title="autoencoder: test codes (2-D bottleneck)",
+      )
 
 
 class DenoisingTask(AutoencoderTask):
@@ -222,8 +241,7 @@ class DenoisingTask(AutoencoderTask):
 
 
 class SuperResolutionTask(AutoencoderTask):
-  """High-resolution images from box-filtered ``scale``-times smaller ones (x2: 14->28, x4: 7->28).
-  """
+  """Images from ``scale``-times smaller box-filtered ones (x2: 14->28, x4: 7->28)."""
 
   def model_kwargs(self, model_config) -> dict:
     kwargs = model_kwargs(model_config)
@@ -245,5 +263,7 @@ class SuperResolutionTask(AutoencoderTask):
     scale = self.config.scale
     nearest = np.repeat(np.repeat(inputs[:n], scale, 1), scale, 2)
     bicubic = np.asarray(image_quality.bicubic_upsample(jnp.asarray(inputs[:n]), scale))
-    return ([nearest, bicubic, outputs[:n], clean[:n]],
-            [f"input x1/{scale}", "bicubic", "network", "original"])
+    return (
+      [nearest, bicubic, outputs[:n], clean[:n]],
+      [f"input x1/{scale}", "bicubic", "network", "original"],
+    )

@@ -43,8 +43,20 @@ from vision.train.task import Task
 
 
 # -- pictures shared by both tasks ---------------------------------------------------------------
-def latent_pictures(workdir, writer, step, *, decode, codes, labels, class_names, test_images,
-                    prior_samples=None, title="", grid_size=20):
+def latent_pictures(
+  workdir,
+  writer,
+  step,
+  *,
+  decode,
+  codes,
+  labels,
+  class_names,
+  test_images,
+  prior_samples=None,
+  title="",
+  grid_size=20,
+):
   """Samples from the prior, interpolations, and for a 2-D latent the scatter and the grid.
 
   ``decode(z) -> probabilities [N, H, W, C]`` (numpy in, numpy out); ``codes``
@@ -61,25 +73,37 @@ def latent_pictures(workdir, writer, step, *, decode, codes, labels, class_names
   path_codes = (1 - alphas) * codes[pairs[:, 0]][:, None] + alphas * codes[pairs[:, 1]][:, None]
   interp = decode(path_codes.reshape(-1, latent))  # [6 * 10, H, W, C]
   interp = interp.reshape(6, 10, *interp.shape[1:])
-  rows = np.concatenate([test_images[pairs[:, 0]][:, None], interp,
-                         test_images[pairs[:, 1]][:, None]], axis=1)  # [6, 12, H, W, C]
-  paths["interpolation"] = viz.save_grid(os.path.join(workdir, "interpolation.png"),
-                                         rows.reshape(-1, *rows.shape[2:]), ncols=12)
-  images = {"test/samples": viz.image_grid(samples, ncols=16),
-            "test/interpolation": viz.image_grid(rows.reshape(-1, *rows.shape[2:]), ncols=12)}
+  rows = np.concatenate(
+    [test_images[pairs[:, 0]][:, None], interp, test_images[pairs[:, 1]][:, None]], axis=1
+  )  # [6, 12, H, W, C]
+  paths["interpolation"] = viz.save_grid(
+    os.path.join(workdir, "interpolation.png"), rows.reshape(-1, *rows.shape[2:]), ncols=12
+  )
+  images = {
+    "test/samples": viz.image_grid(samples, ncols=16),
+    "test/interpolation": viz.image_grid(rows.reshape(-1, *rows.shape[2:]), ncols=12),
+  }
   if latent >= 2 and (latent == 2 or prior_samples is not None):
     # For a higher-dimensional AAE the first two coordinates, against the prior's marginal.
     paths["latent_scatter"] = viz.plot_latent_scatter(
-        os.path.join(workdir, "latent_scatter.png"), codes, labels, class_names,
-        prior=prior_samples, title=title)
+      os.path.join(workdir, "latent_scatter.png"),
+      codes,
+      labels,
+      class_names,
+      prior=prior_samples,
+      title=title,
+    )
   if latent == 2:
     values = viz.gaussian_quantile_grid(grid_size).astype(np.float32)
     # Row-major, top row = largest z[1], so the picture reads like the scatter plot.
     zx, zy = np.meshgrid(values, values[::-1])
     grid = decode(np.stack([zx.ravel(), zy.ravel()], -1))
     paths["latent_grid"] = viz.plot_latent_grid(
-        os.path.join(workdir, "latent_grid.png"), grid, values,
-        title=f"{title}: decoded over N(0, I) quantiles")
+      os.path.join(workdir, "latent_grid.png"),
+      grid,
+      values,
+      title=f"{title}: decoded over N(0, I) quantiles",
+    )
     images["test/latent_grid"] = viz.image_grid(grid, ncols=grid_size, pad=0)
   writer.write_images(step, images)
   return paths
@@ -87,8 +111,9 @@ def latent_pictures(workdir, writer, step, *, decode, codes, labels, class_names
 
 def _decode_fn(model, variables, batch_size):
   apply = jax.jit(lambda v, z: jax.nn.sigmoid(model.apply(v, z, method="decode")))
-  return lambda z: batched(lambda b: {"x": apply(variables, b["z"])}, {"z": np.asarray(z)},
-                           batch_size)["x"]
+  return lambda z: batched(
+    lambda b: {"x": apply(variables, b["z"])}, {"z": np.asarray(z)}, batch_size
+  )["x"]
 
 
 # -- VAE -----------------------------------------------------------------------------------------
@@ -98,14 +123,16 @@ class VAETask(Task):
   def __init__(self, config, splits):
     super().__init__(config, splits)
     self.image_shape = tuple(splits["train"].image_shape)
-    self.model = create_model(config.model.name, output_shape=self.image_shape,
-                              **model_kwargs(config.model))
+    self.model = create_model(
+      config.model.name, output_shape=self.image_shape, **model_kwargs(config.model)
+    )
 
   def init(self, rng, batch):
     images = augment.to_float(batch["image"][:1])
     variables = self.model.init({"params": rng, "latent": rng}, images, train=False)
-    return TrainState.create(params=variables["params"],
-                             tx=make_optimizer(self.config.optim, self.num_steps))
+    return TrainState.create(
+      params=variables["params"], tx=make_optimizer(self.config.optim, self.num_steps)
+    )
 
   def binarize(self, rng, images_uint8):
     probs = augment.to_float(images_uint8)
@@ -117,11 +144,13 @@ class VAETask(Task):
 
   def terms(self, params, images, rng):
     """Per-image reconstruction NLL and analytic KL [B] from one reparameterized sample."""
-    logits, features = self.model.apply({"params": params}, images, train=True,
-                                        rngs={"latent": rng})
+    logits, features = self.model.apply(
+      {"params": params}, images, train=True, rngs={"latent": rng}
+    )
     cfg = self.config.vae
-    recon = -losses.reconstruction_log_likelihood(cfg.likelihood, logits, images,
-                                                  cfg.get("gaussian_log_scale", 0.0))
+    recon = -losses.reconstruction_log_likelihood(
+      cfg.likelihood, logits, images, cfg.get("gaussian_log_scale", 0.0)
+    )
     kl = losses.kl_to_standard_normal(features["mean"], features["logvar"])
     return recon, kl
 
@@ -137,16 +166,26 @@ class VAETask(Task):
 
     (loss, (recon, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads)
-    return state, {"loss": loss, "neg_elbo": jnp.mean(recon + kl), "recon": jnp.mean(recon),
-                   "kl": jnp.mean(kl), "kl_weight": weight, "grad_norm": optax.global_norm(grads)}
+    return state, {
+      "loss": loss,
+      "neg_elbo": jnp.mean(recon + kl),
+      "recon": jnp.mean(recon),
+      "kl": jnp.mean(kl),
+      "kl_weight": weight,
+      "grad_norm": optax.global_norm(grads),
+    }
 
   def eval_step(self, state, batch):
     data_rng, latent_rng = jax.random.split(content_key(self.config.seed + 1, batch["image"]))
     images = self.binarize(data_rng, batch["image"])
     recon, kl = self.terms(state.params, images, latent_rng)
     mask = batch["mask"]
-    return {"neg_elbo": jnp.sum((recon + kl) * mask), "recon": jnp.sum(recon * mask),
-            "kl": jnp.sum(kl * mask), "count": jnp.sum(mask)}
+    return {
+      "neg_elbo": jnp.sum((recon + kl) * mask),
+      "recon": jnp.sum(recon * mask),
+      "kl": jnp.sum(kl * mask),
+      "count": jnp.sum(mask),
+    }
 
   def finalize(self, state, ctx):
     results = {}
@@ -173,11 +212,17 @@ class VAETask(Task):
 
     key = jax.random.key(self.config.seed + 3)
     counter = iter(range(1 << 30))
-    out = batched(lambda b: elbo_batch(variables, b["x"], jax.random.fold_in(key, next(counter))),
-                  {"x": images}, batch_size)
-    results.update(test_neg_elbo=float(out["neg_elbo"].mean()),
-                   test_recon=float(out["recon"].mean()), test_kl=float(out["kl"].mean()),
-                   test_examples=float(len(images)))
+    out = batched(
+      lambda b: elbo_batch(variables, b["x"], jax.random.fold_in(key, next(counter))),
+      {"x": images},
+      batch_size,
+    )
+    results.update(
+      test_neg_elbo=float(out["neg_elbo"].mean()),
+      test_recon=float(out["recon"].mean()),
+      test_kl=float(out["kl"].mean()),
+      test_examples=float(len(images)),
+    )
     if cfg.likelihood == "bernoulli":
       results.update(self.iwae(variables, images, encode, decode))
     # Active units (Burda et al.): latent dimensions whose posterior mean varies with x.
@@ -185,15 +230,25 @@ class VAETask(Task):
 
     decode_probs = _decode_fn(self.model, variables, batch_size)
     recon = decode_probs(out["mean"][:12])
-    viz.labelled_rows(os.path.join(ctx.workdir, "reconstructions.png"),
-                      [data["image"][:12], images[:12], recon],
-                      ["test image", "binarized", "reconstruction (mean)"])
-    latent_pictures(ctx.workdir, ctx.writer, ctx.num_steps, decode=decode_probs, codes=out["mean"],
-                    labels=data["label"], class_names=split.class_names,
-                    test_images=images,
-                    title=f"{self.config.model.name}, latent {self.config.model.latent_dim}")
-    ctx.writer.write_scalars(ctx.num_steps, {f"test/{k[5:]}": v for k, v in results.items()
-                                             if f"val_{k[5:]}" in results})
+    viz.labelled_rows(
+      os.path.join(ctx.workdir, "reconstructions.png"),
+      [data["image"][:12], images[:12], recon],
+      ["test image", "binarized", "reconstruction (mean)"],
+    )
+    latent_pictures(
+      ctx.workdir,
+      ctx.writer,
+      ctx.num_steps,
+      decode=decode_probs,
+      codes=out["mean"],
+      labels=data["label"],
+      class_names=split.class_names,
+      test_images=images,
+      title=f"{self.config.model.name}, latent {self.config.model.latent_dim}",
+    )
+    ctx.writer.write_scalars(
+      ctx.num_steps, {f"test/{k[5:]}": v for k, v in results.items() if f"val_{k[5:]}" in results}
+    )
     return results
 
   def iwae(self, variables, images, encode, decode) -> dict[str, float]:
@@ -204,18 +259,25 @@ class VAETask(Task):
 
     @jax.jit
     def bounds(v, batch, rng):
-      log_w = elbo.importance_log_weights(lambda x: encode(v, x), lambda z: decode(v, z), batch,
-                                          rng, k, chunk)
+      log_w = elbo.importance_log_weights(
+        lambda x: encode(v, x), lambda z: decode(v, z), batch, rng, k, chunk
+      )
       return {"iwae": elbo.iwae_nll(log_w), "elbo_k": -jnp.mean(log_w, axis=0)}
 
     key = jax.random.key(self.config.seed + 4)
     counter = iter(range(1 << 30))
     # Smaller batches keep chunk * batch decoded images in memory at once.
-    out = batched(lambda b: bounds(variables, b["x"], jax.random.fold_in(key, next(counter))),
-                  {"x": images[:n]}, cfg.iwae_batch_size)
-    return {"test_iwae_nll": float(out["iwae"].mean()),
-            "test_iwae_neg_elbo_same_samples": float(out["elbo_k"].mean()),
-            "test_iwae_examples": float(n), "test_iwae_samples": float(k)}
+    out = batched(
+      lambda b: bounds(variables, b["x"], jax.random.fold_in(key, next(counter))),
+      {"x": images[:n]},
+      cfg.iwae_batch_size,
+    )
+    return {
+      "test_iwae_nll": float(out["iwae"].mean()),
+      "test_iwae_neg_elbo_same_samples": float(out["elbo_k"].mean()),
+      "test_iwae_examples": float(n),
+      "test_iwae_samples": float(k),
+    }
 
 
 # -- AAE -----------------------------------------------------------------------------------------
@@ -254,8 +316,9 @@ class AAETask(Task):
   def __init__(self, config, splits):
     super().__init__(config, splits)
     self.image_shape = tuple(splits["train"].image_shape)
-    self.model = create_model(config.model.name, output_shape=self.image_shape,
-                              **model_kwargs(config.model))
+    self.model = create_model(
+      config.model.name, output_shape=self.image_shape, **model_kwargs(config.model)
+    )
 
   def init(self, rng, batch):
     images = augment.to_float(batch["image"][:1])
@@ -265,10 +328,16 @@ class AAETask(Task):
     disc_tx = make_optimizer(_with_lr(self.config.optim, cfg.disc_learning_rate), self.num_steps)
     gen_tx = make_optimizer(_with_lr(self.config.optim, cfg.gen_learning_rate), self.num_steps)
     auto = {"encoder": params["encoder"], "decoder": params["decoder"]}
-    return AAEState(step=jnp.zeros((), jnp.int32), params=params, ae_opt=ae_tx.init(auto),
-                    disc_opt=disc_tx.init(params["discriminator"]),
-                    gen_opt=gen_tx.init(params["encoder"]), ae_tx=ae_tx, disc_tx=disc_tx,
-                    gen_tx=gen_tx)
+    return AAEState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      ae_opt=ae_tx.init(auto),
+      disc_opt=disc_tx.init(params["discriminator"]),
+      gen_opt=gen_tx.init(params["encoder"]),
+      ae_tx=ae_tx,
+      disc_tx=disc_tx,
+      gen_tx=gen_tx,
+    )
 
   def apply(self, params, method, *args):
     return self.model.apply({"params": params}, *args, method=method)
@@ -283,8 +352,7 @@ class AAETask(Task):
     params = state.params
     # (1) Reconstruction: encoder and decoder.
     auto = {"encoder": params["encoder"], "decoder": params["decoder"]}
-    recon, grads = jax.value_and_grad(
-        lambda a: self.recon_loss({**params, **a}, images))(auto)
+    recon, grads = jax.value_and_grad(lambda a: self.recon_loss({**params, **a}, images))(auto)
     auto, ae_opt = _update(state.ae_tx, grads, state.ae_opt, auto)
     params = {**params, **auto}
     # (2) Discriminator: prior samples are real, codes of the batch are fake.
@@ -297,9 +365,11 @@ class AAETask(Task):
       return losses.discriminator_loss(real, fake), (real, fake)
 
     (d_loss, (real, fake)), grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(
-        params["discriminator"])
+      params["discriminator"]
+    )
     disc, disc_opt = _update(state.disc_tx, grads, state.disc_opt, params["discriminator"])
     params = {**params, "discriminator": disc}
+
     # (3) Regularization: the encoder as the generator, against the updated discriminator.
     def gen_loss_fn(e):
       p = {**params, "encoder": e}
@@ -309,10 +379,16 @@ class AAETask(Task):
     enc, gen_opt = _update(state.gen_tx, grads, state.gen_opt, params["encoder"])
     params = {**params, "encoder": enc}
     d_accuracy = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
-    state = state.replace(step=state.step + 1, params=params, ae_opt=ae_opt, disc_opt=disc_opt,
-                          gen_opt=gen_opt)
-    return state, {"loss": recon, "recon_bce": recon, "d_loss": d_loss, "g_loss": g_loss,
-                   "d_accuracy": d_accuracy}
+    state = state.replace(
+      step=state.step + 1, params=params, ae_opt=ae_opt, disc_opt=disc_opt, gen_opt=gen_opt
+    )
+    return state, {
+      "loss": recon,
+      "recon_bce": recon,
+      "d_loss": d_loss,
+      "g_loss": g_loss,
+      "d_accuracy": d_accuracy,
+    }
 
   def eval_step(self, state, batch):
     images = augment.to_float(batch["image"])
@@ -324,12 +400,15 @@ class AAETask(Task):
     real = self.apply(params, "discriminate", prior)
     fake = self.apply(params, "discriminate", codes)
     mask = batch["mask"]
-    return {"recon_bce": jnp.sum(jnp.mean(bce.reshape(bce.shape[0], -1), -1) * mask),
-            "psnr": jnp.sum(psnr(jax.nn.sigmoid(logits), images) * mask),
-            # float, not bool: bool + bool would be a logical or.
-            "d_accuracy": jnp.sum(0.5 * ((real > 0).astype(jnp.float32)
-                                         + (fake < 0).astype(jnp.float32)) * mask),
-            "count": jnp.sum(mask)}
+    return {
+      "recon_bce": jnp.sum(jnp.mean(bce.reshape(bce.shape[0], -1), -1) * mask),
+      "psnr": jnp.sum(psnr(jax.nn.sigmoid(logits), images) * mask),
+      # float, not bool: bool + bool would be a logical or.
+      "d_accuracy": jnp.sum(
+        0.5 * ((real > 0).astype(jnp.float32) + (fake < 0).astype(jnp.float32)) * mask
+      ),
+      "count": jnp.sum(mask),
+    }
 
   def finalize(self, state, ctx):
     results = {}
@@ -344,18 +423,35 @@ class AAETask(Task):
     images = np.asarray(data["image"], np.float32) / 255.0
     variables = {"params": state.params}
     encode = jax.jit(lambda v, x: self.model.apply(v, x, method="encode"))
-    codes = batched(lambda b: {"z": encode(variables, b["x"])}, {"x": images},
-                    self.config.batch_size)["z"]
+    codes = batched(
+      lambda b: {"z": encode(variables, b["x"])}, {"x": images}, self.config.batch_size
+    )["z"]
     # How close the aggregate posterior is to N(0, I): per-dimension moments of the codes.
-    results.update(test_code_mean_abs=float(np.abs(codes.mean(0)).mean()),
-                   test_code_std=float(codes.std(0).mean()), test_examples=float(len(images)))
+    results.update(
+      test_code_mean_abs=float(np.abs(codes.mean(0)).mean()),
+      test_code_std=float(codes.std(0).mean()),
+      test_examples=float(len(images)),
+    )
     decode_probs = _decode_fn(self.model, variables, self.config.batch_size)
-    viz.labelled_rows(os.path.join(ctx.workdir, "reconstructions.png"),
-                      [images[:12], decode_probs(codes[:12])], ["test image", "reconstruction"])
+    viz.labelled_rows(
+      os.path.join(ctx.workdir, "reconstructions.png"),
+      [images[:12], decode_probs(codes[:12])],
+      ["test image", "reconstruction"],
+    )
     prior = np.random.default_rng(1).standard_normal((5000, codes.shape[1])).astype(np.float32)
-    latent_pictures(ctx.workdir, ctx.writer, ctx.num_steps, decode=decode_probs, codes=codes,
-                    labels=data["label"], class_names=split.class_names, test_images=images,
-                    prior_samples=prior, title=f"AAE, latent {codes.shape[1]}")
-    ctx.writer.write_scalars(ctx.num_steps, {f"test/{k[5:]}": v for k, v in results.items()
-                                             if f"val_{k[5:]}" in results})
+    latent_pictures(
+      ctx.workdir,
+      ctx.writer,
+      ctx.num_steps,
+      decode=decode_probs,
+      codes=codes,
+      labels=data["label"],
+      class_names=split.class_names,
+      test_images=images,
+      prior_samples=prior,
+      title=f"AAE, latent {codes.shape[1]}",
+    )
+    ctx.writer.write_scalars(
+      ctx.num_steps, {f"test/{k[5:]}": v for k, v in results.items() if f"val_{k[5:]}" in results}
+    )
     return results
