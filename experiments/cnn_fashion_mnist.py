@@ -4,7 +4,7 @@ The baseline that transfer learning is compared against, and the proof of the
 training stack. Command and expected result (2-core x86 CPU):
 
   python scripts/train.py --config experiments/cnn_fashion_mnist.py --workdir runs/cnn
-  # -> results.json: test_accuracy ~0.92-0.93 (>= 0.91) on the 10,000 test images
+  # -> results.json: test_accuracy 0.9205 (>= 0.91) on the 10,000 test images; ~11 CPU-min
 
 Variants (``:ARG``):
   small   a 1-minute smoke run (2 epochs on 6,000 images, narrow net)

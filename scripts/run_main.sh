@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up, then the main job: the Fashion-MNIST CNN (offline, ~5 min on 2 CPU cores).
+# Set-up, then the main job: the Fashion-MNIST CNN (offline; about 11 CPU-minutes on 2 cores).
 # Writes runs/main/{results.json,curves.png,confusion.png,misclassified.png,...}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
