@@ -228,9 +228,10 @@ def evolution_strip(path: str, grids, steps, ncols: int = 10, max_rows: int = 12
     ax.imshow(row.squeeze(-1) if row.shape[-1] == 1 else row, cmap="gray", vmin=0, vmax=255)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_ylabel(f"{steps[i]}", rotation=0, ha="right", va="center", fontsize=7)
+    ax.text(-0.01, 0.5, f"{steps[i]}", transform=ax.transAxes, ha="right", va="center", fontsize=7)
   fig.suptitle("fixed noise, by training step", fontsize=8)
-  fig.tight_layout(pad=0.3)
+  # A fixed left margin for the step labels (tight_layout ignores text outside axes).
+  fig.subplots_adjust(left=0.09, right=0.99, bottom=0.01, top=0.95, hspace=0.08)
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
@@ -259,7 +260,7 @@ def class_rows(path: str, rows, class_names: list[str]) -> str:
     )
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+    ax.set_ylabel(name, rotation=0, va="center", labelpad=28, fontsize=7)
   fig.tight_layout(pad=0.3)
   fig.savefig(path, dpi=100)
   plt.close(fig)

@@ -1,0 +1,25 @@
+"""Neural style transfer:
+``python scripts/stylize.py --config experiments/stylize.py --workdir DIR``.
+
+Content loss at named layers, Gram-matrix style losses at several named layers
+and total variation, optimized with Adam or L-BFGS (optax) from noise or from
+the content image, with any backbone. Writes ``stylized.png`` (lossless, at
+the working size), ``style_transfer.png`` (content | style | result) and
+``results.json`` (losses every ``log_every`` steps, seconds). See docs/optimize.md.
+"""
+
+import sys
+
+from vision import cli
+
+
+def main(argv=None):
+  args = cli.parse_args(argv, description=__doc__)
+  from vision.optimize import style
+
+  results = style.run(args.config, args.workdir)
+  cli.print_results({k: v for k, v in results.items() if k != "losses"})
+
+
+if __name__ == "__main__":
+  sys.exit(cli.guarded(main))
