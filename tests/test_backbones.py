@@ -159,7 +159,8 @@ def test_uint8_and_grey_inputs():
   np.testing.assert_allclose(
     apply(variables, uint8)[0],
     apply(variables, uint8.astype(np.float32) / 255)[0],
-    rtol=1e-5,
+    # The two inputs differ by float rounding of x / 255, amplified through the network.
+    rtol=1e-4,
     atol=1e-5,
   )
   np.testing.assert_allclose(

@@ -115,3 +115,39 @@ def test_adaptive_avg_pool_matches_torch_bins():
   np.testing.assert_allclose(y[0, 0, 0, 0], x[0, 0:2, 0:2, 0].mean())
   np.testing.assert_allclose(y[0, 1, 1, 0], x[0, 1:3, 1:3, 0].mean())
   assert layers.adaptive_avg_pool(jnp.ones((1, 14, 14, 2)), (7, 7)).shape == (1, 7, 7, 2)
+
+
+@pytest.mark.parametrize("stride,size", [(1, (7, 9)), (2, (8, 11)), (2, (9, 9))])
+def test_pointwise_conv_as_matmul_equals_xla_convolution(stride, size):
+  """``conv2d`` computes unpadded 1x1 kernels as a matmul: same values and gradients."""
+  rng = np.random.default_rng(stride)
+  x = jnp.asarray(rng.normal(size=(3, *size, 5)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(1, 1, 5, 7)), jnp.float32)
+
+  def reference(x, kernel):
+    return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+  def fast(x, kernel):
+    return layers.conv2d(x, kernel, (stride, stride))
+
+  y = fast(x, kernel)
+  np.testing.assert_allclose(y, reference(x, kernel), rtol=1e-5, atol=1e-5)
+  cotangent = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+  grads = [
+    jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * cotangent), argnums=(0, 1))(x, kernel)
+    for f in (fast, reference)
+  ]
+  for got, want in zip(*grads):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # A padded or larger kernel keeps the convolution path (and still agrees).
+  k3 = jnp.asarray(rng.normal(size=(3, 3, 5, 7)), jnp.float32)
+  np.testing.assert_allclose(
+    layers.conv2d(x, k3, (stride, stride), ((1, 1), (1, 1))),
+    jax.lax.conv_general_dilated(
+      x, k3, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    ),
+    rtol=1e-5,
+    atol=1e-5,
+  )
