@@ -254,11 +254,11 @@ def time_workload(work: Workload, repeats: int = 5, warmup: int = 2) -> dict[str
   result = {
     "workload": work.name,
     "images_per_s": round(work.images_per_call / step_s, 2),
-    "ms_per_step": round(1e3 * step_s, 1),
+    "ms_per_step": round(1e3 * step_s, 2),
     "compile_s": round(compile_s, 1),
     "flops_per_step": None if flops is None else round(flops / work.steps_per_call),
     "repeats": repeats,
-    "min_ms_per_step": round(1e3 * min(times) / work.steps_per_call, 1),
+    "min_ms_per_step": round(1e3 * min(times) / work.steps_per_call, 2),
   }
   if work.notes:
     result["notes"] = work.notes
