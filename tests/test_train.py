@@ -225,3 +225,18 @@ def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
     {"params": state.params, "batch_stats": state.batch_stats}, images, train=False
   )
   assert features["block1_conv1"].dtype == jnp.bfloat16
+
+
+def test_early_stopping_runs_and_reports_the_best_validation_weights(data_env, tmp_path):
+  """Patience 1 with an eval every 2 steps: the run trains, keeps the best weights in the
+  donated state (no buffer shared with the current ones) and reports the best val accuracy."""
+  config = configs.load_config(
+    TINY, ["early_stopping_patience=1", "eval_every=2", "num_steps=12", "checkpoint_every=0"]
+  )
+  results = loop.run(config, str(tmp_path))
+  with open(tmp_path / "metrics.jsonl") as f:
+    records = [json.loads(line) for line in f]
+  val = [r["val/accuracy"] for r in records if "val/accuracy" in r]
+  assert val, "no validation evaluations were logged"
+  # The final report uses the weights of the best evaluation, not the last one.
+  assert results["val_accuracy"] == pytest.approx(max(val), abs=1e-6)

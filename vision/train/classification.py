@@ -27,6 +27,12 @@ from vision.train.task import Task
 MODEL_META_FIELDS = ("name", "weights", "dtype")
 
 
+def copy_tree(tree):
+  """Fresh buffers for every leaf: the state is donated to the step, and one buffer must not
+  appear twice in it (e.g. the current and the best parameters of early stopping)."""
+  return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
 def model_kwargs(model_config, num_classes: int) -> dict:
   kwargs = {k: v for k, v in model_config.items() if k not in MODEL_META_FIELDS}
   kwargs["num_classes"] = num_classes
@@ -64,8 +70,8 @@ class ClassificationTask(Task):
       extra = {
         "best_accuracy": jnp.array(-1.0, jnp.float32),
         "evals_since_best": jnp.array(0, jnp.int32),
-        "best_params": params,
-        "best_batch_stats": variables.get("batch_stats", {}),
+        "best_params": copy_tree(params),
+        "best_batch_stats": copy_tree(variables.get("batch_stats", {})),
       }
     return TrainState.create(
       params=params, tx=self.make_tx(), batch_stats=variables.get("batch_stats", {}), extra=extra
@@ -139,8 +145,8 @@ class ClassificationTask(Task):
       extra.update(
         best_accuracy=jnp.array(val["accuracy"], jnp.float32),
         evals_since_best=jnp.array(0, jnp.int32),
-        best_params=state.params,
-        best_batch_stats=state.batch_stats,
+        best_params=copy_tree(state.params),
+        best_batch_stats=copy_tree(state.batch_stats),
       )
     else:
       extra["evals_since_best"] = extra["evals_since_best"] + 1

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from vision.data import augment, pipeline
 from vision.data.sources import Split
-from vision.train.classification import ClassificationTask, model_kwargs
+from vision.train.classification import ClassificationTask, copy_tree, model_kwargs
 from vision.train.optim import make_optimizer
 from vision.train.state import TrainState
 
@@ -231,8 +231,8 @@ class TransferTask(ClassificationTask):
       extra = {
         "best_accuracy": jnp.array(-1.0, jnp.float32),
         "evals_since_best": jnp.array(0, jnp.int32),
-        "best_params": params,
-        "best_batch_stats": variables.get("batch_stats", {}),
+        "best_params": copy_tree(params),
+        "best_batch_stats": copy_tree(variables.get("batch_stats", {})),
       }
     return TrainState(
       step=jnp.zeros((), jnp.int32),
