@@ -169,3 +169,28 @@ def test_augment_shapes_and_ranges():
   assert sorted(np.asarray(flipped).ravel().tolist()) == list(range(6))
   crop = augment.random_resized_crop(jax.random.key(2), augment.to_float(images), 24)
   assert crop.shape == (4, 24, 24, 1)
+
+
+def test_mixup_mixes_pairs_of_images_and_targets_with_one_weight():
+  import jax
+
+  rng = np.random.default_rng(0)
+  images = rng.random((8, 5, 5, 3), dtype=np.float32)
+  labels = np.arange(8)  # distinct, so each target row names the partner
+  targets = np.eye(8, dtype=np.float32)
+  same = augment.mixup(jax.random.key(0), images, targets, 0.0)
+  assert same[0] is images and same[1] is targets
+  for seed in range(3):
+    mixed, mixed_targets = map(
+      np.asarray, augment.mixup(jax.random.key(seed), images, targets, 0.4)
+    )
+    np.testing.assert_allclose(mixed_targets.sum(-1), 1.0, rtol=1e-6)
+    lam = mixed_targets[labels, labels]  # the weight of each example's own label
+    partner = np.argmax(np.where(np.eye(8) > 0, -1.0, mixed_targets), -1)
+    own = lam == 1.0  # paired with itself
+    partner = np.where(own, labels, partner)
+    assert len(set(partner.tolist())) == 8  # a permutation of the batch
+    # One weight for the whole batch (self-pairs are unchanged whatever it is).
+    assert np.allclose(lam[~own], lam[~own][0], atol=1e-6)
+    expected = lam[:, None, None, None] * images + (1 - lam)[:, None, None, None] * images[partner]
+    np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-6)

@@ -64,10 +64,12 @@ def tiny_weights(tmp_path_factory):
   )
 
 
-def test_head_mode_changes_only_the_head(data_env, tiny_weights):
+@pytest.mark.parametrize("regularized", [False, True], ids=["plain", "mixup+dropout"])
+def test_head_mode_changes_only_the_head(data_env, tiny_weights, regularized):
+  extra = ["aug.mixup=0.4", "model.kwargs.dropout_rate=0.3"] if regularized else []
   config = configs.load_config(
     CONFIG + ":efficientnet_lite_tiny,head,tiny",
-    [f"model.weights={tiny_weights}", "optim.warmup_steps=0"],
+    [f"model.weights={tiny_weights}", "optim.warmup_steps=0", *extra],
   )
   task, before, changed = train_steps(config)
   head = {n for stage, names in task.backbone.stage_layout() if stage == "head" for n in names}

@@ -89,3 +89,23 @@ def train_preprocess(rng: jax.Array, images: jax.Array, aug) -> jax.Array:
 
 def eval_preprocess(images: jax.Array, aug) -> jax.Array:
   return resize(to_float(images), aug.get("size"))
+
+
+def mixup(
+  rng: jax.Array, images: jax.Array, targets: jax.Array, alpha: float
+) -> tuple[jax.Array, jax.Array]:
+  """Mixup (Zhang et al., 2018): convex combinations of example pairs and their targets.
+
+  One ``lam ~ Beta(alpha, alpha)`` per batch mixes every example with a random
+  partner (a permutation of the batch): ``lam * x + (1 - lam) * x[perm]``, and
+  the same for the (soft) ``targets`` [B, classes]. ``alpha <= 0`` returns
+  the inputs unchanged. Images must be floats (after ``train_preprocess``).
+  """
+  if alpha <= 0:
+    return images, targets
+  lam_rng, perm_rng = jax.random.split(rng)
+  lam = jax.random.beta(lam_rng, alpha, alpha)
+  perm = jax.random.permutation(perm_rng, images.shape[0])
+  images = lam.astype(images.dtype) * images + (1 - lam).astype(images.dtype) * images[perm]
+  targets = lam * targets + (1 - lam) * targets[perm]
+  return images, targets

@@ -90,6 +90,7 @@ class ResNet(nn.Module):
       pooled features). New heads are zero-initialized.
     preprocess: ``'torch'`` (ImageNet mean/std) or ``'caffe'`` (Keras).
     stride_on_3x3 / conv_bias: torchvision (True/False) or Keras (False/True).
+    dropout_rate: dropout before the classifier (needs a ``'dropout'`` rng when training).
   """
 
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
@@ -102,6 +103,7 @@ class ResNet(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Dtype = jnp.float32
+  dropout_rate: float = 0.0
 
   def stage_layout(self) -> list[tuple[str, list[str]]]:
     """Ordered ``(stage_name, [top-level param names])``, stem first, head last."""
@@ -144,6 +146,8 @@ class ResNet(nn.Module):
     features["pre_logits"] = x
     if self.num_classes is None:
       return x.astype(jnp.float32), features
+    if self.dropout_rate > 0:
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     logits = nn.Dense(
       self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="head"
     )(x)

@@ -116,7 +116,7 @@ class TransferTask(ClassificationTask):
     }
 
   # -- features for the linear probe ----------------------------------------------
-  def _features_key(self, split: Split) -> str:
+  def _features_key(self, split: Split, role: str = "train") -> str:
     config = self.config
     weights = config.model.weights
     stamp = ""
@@ -133,8 +133,10 @@ class TransferTask(ClassificationTask):
         split.split,
         len(split),
         labels_digest,
-        config.data.get("per_class", 0),
-        config.seed,
+        # Only the training split is subset (loop._load_splits), so validation and
+        # test features are shared by runs with different data.per_class.
+        config.data.get("per_class", 0) if role == "train" else 0,
+        config.seed if role == "train" else 0,
         config.aug.get("size", 0),
         config.data.get("data_dir", ""),
         config.data.get("root", ""),
@@ -145,7 +147,7 @@ class TransferTask(ClassificationTask):
 
   def extract_features(self, split: Split, role: str) -> np.ndarray:
     """Pooled backbone features of every example of ``split`` (cached on disk)."""
-    path = os.path.join(_features_cache_dir(), f"{self._features_key(split)}.npy")
+    path = os.path.join(_features_cache_dir(), f"{self._features_key(split, role)}.npy")
     if os.path.exists(path):
       return np.load(path)
     features = self.compute_features(split, role)
@@ -255,7 +257,7 @@ class TransferTask(ClassificationTask):
 
   def train_step(self, state, batch, rng):
     rng = jax.random.fold_in(rng, state.step)
-    aug_rng, dropout_rng = jax.random.split(rng)
+    aug_rng, dropout_rng, mix_rng = jax.random.split(rng, 3)
     images = self.preprocess_train(aug_rng, batch["image"])
     labels_of = self.trainable_labels(state.params)
     flat = _flat(state.params)
@@ -267,6 +269,7 @@ class TransferTask(ClassificationTask):
     targets = optax.smooth_labels(
       jax.nn.one_hot(batch["label"], self.num_classes), self.config.get("label_smoothing", 0.0)
     )
+    images, targets = augment.mixup(mix_rng, images, targets, self.config.aug.get("mixup", 0.0))
 
     def loss_fn(trainable):
       params = traverse_util.unflatten_dict({**frozen, **_flat(trainable)})
