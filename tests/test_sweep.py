@@ -35,3 +35,21 @@ def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
   assert os.path.getmtime(root / "dropout=0.0" / "results.json") == mtime
   rows = list(csv.DictReader(open(root / "summary.csv")))
   assert all(r["status"].startswith("skipped") for r in rows)
+
+
+def test_summary_has_a_column_for_every_point_key(tmp_path):
+  from vision.sweep import point_keys, write_summary
+
+  points = [{"mode": "scratch"}, {"mode": "scratch", "aug.mixup": 0.4}]
+  assert point_keys(points) == ["mode", "aug.mixup"]
+
+  rows = [
+    {"point": 0, "workdir": "a", "mode": "scratch", "status": "done", "test_accuracy": 0.5},
+    {"point": 1, "workdir": "b", "mode": "scratch", "aug.mixup": 0.4, "status": "done"},
+  ]
+  _, md = write_summary(str(tmp_path), rows, point_keys(points))
+  lines = open(md).read().splitlines()
+  assert lines[0] == "| mode | aug.mixup | test_accuracy | status |"
+  assert (
+    lines[2] == "| scratch |  | 0.5000 | done |" and lines[3] == "| scratch | 0.4000 |  | done |"
+  )

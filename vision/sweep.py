@@ -26,6 +26,11 @@ def point_name(point: dict) -> str:
   return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "_".join(parts)) or "base"
 
 
+def point_keys(points: list[dict]) -> list[str]:
+  """Every key that any point overrides, in first-seen order (the table's columns)."""
+  return list(dict.fromkeys(key for point in points for key in point))
+
+
 def run_sweep(spec: str, root: str, overrides=(), only: list[int] | None = None) -> list[dict]:
   from vision.train import loop
 
@@ -59,7 +64,7 @@ def run_sweep(spec: str, root: str, overrides=(), only: list[int] | None = None)
     rows.append(
       {"point": i, "workdir": os.path.relpath(workdir, root), **point, "status": status, **results}
     )
-    write_summary(root, rows, list(points[0]))
+    write_summary(root, rows, point_keys(points))
   return rows
 
 
