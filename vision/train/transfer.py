@@ -152,8 +152,9 @@ class TransferTask(ClassificationTask):
       return np.load(path)
     features = self.compute_features(split, role)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.save(path + ".tmp.npy", features)
-    os.replace(path + ".tmp.npy", path)
+    tmp = f"{path}.tmp{os.getpid()}.npy"  # atomic: concurrent runs may share the cache
+    np.save(tmp, features)
+    os.replace(tmp, path)
     return features
 
   def compute_features(self, split: Split, role: str) -> np.ndarray:
