@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -105,6 +106,11 @@ def resolve_padding(
   return [tuple(p) for p in padding]
 
 
+# The kernel gradient of stride-1 'shift' depthwise convolutions scanned image by
+# image (same function and gradients; a switch for benchmarks and tests).
+DEPTHWISE_KERNEL_GRAD_PER_IMAGE = True
+
+
 def default_depthwise_impl() -> str:
   """``'shift'`` on CPU (grouped convs are slow in XLA:CPU), ``'xla'`` elsewhere."""
   return "shift" if jax.default_backend() == "cpu" else "xla"
@@ -131,11 +137,64 @@ def _depthwise_shift(x, kernel, strides, pads):
   return out
 
 
+def _depthwise_kernel_grad_per_image(x, g, kernel_shape, strides, pads):
+  """``d/dkernel`` of ``_depthwise_shift``: per tap, sum(shifted window of x * g).
+
+  Scanned over the batch one image at a time, so that the k*k windows of an
+  image are read while it is still in cache: on XLA:CPU this is 1.5-4x faster
+  than the whole-batch reductions autodiff produces for stride-1 layers
+  (docs/performance.md). Stride 2 reads are strided either way, no faster.
+  """
+  kh, kw = kernel_shape[:2]
+  sh, sw = strides
+  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  _, hp, wp, c = xp.shape
+  oh, ow = g.shape[1:3]
+
+  def one_image(acc, xg):
+    xi, gi = xg  # [hp, wp, C], [oh, ow, C]
+    taps = [
+      jnp.sum(
+        lax.slice(xi, (i, j, 0), (i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (sh, sw, 1))
+        * gi,
+        axis=(0, 1),
+      )
+      for i in range(kh)
+      for j in range(kw)
+    ]
+    return acc + jnp.stack(taps).reshape(kh, kw, 1, c).astype(acc.dtype), None
+
+  init = jnp.zeros(kernel_shape, jnp.promote_types(x.dtype, jnp.float32))
+  return lax.scan(one_image, init, (xp, g))[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_shift_scan(x, kernel, strides, pads):
+  return _depthwise_shift(x, kernel, strides, pads)
+
+
+def _depthwise_shift_scan_fwd(x, kernel, strides, pads):
+  return _depthwise_shift(x, kernel, strides, pads), (x, kernel)
+
+
+def _depthwise_shift_scan_bwd(strides, pads, res, g):
+  x, kernel = res
+  _, x_vjp = jax.vjp(lambda x_: _depthwise_shift(x_, kernel, strides, pads), x)
+  (gx,) = x_vjp(g)
+  gk = _depthwise_kernel_grad_per_image(x, g, kernel.shape, strides, pads)
+  return gx, gk.astype(kernel.dtype)
+
+
+_depthwise_shift_scan.defvjp(_depthwise_shift_scan_fwd, _depthwise_shift_scan_bwd)
+
+
 def depthwise_conv(x, kernel, strides=(1, 1), padding=((0, 0), (0, 0)), impl="shift"):
   """Functional depthwise convolution (multiplier 1). kernel: ``[kh, kw, 1, C]``."""
   strides = tuple(strides)
   pads = [tuple(p) for p in padding]
   if impl == "shift":
+    if strides == (1, 1) and DEPTHWISE_KERNEL_GRAD_PER_IMAGE:
+      return _depthwise_shift_scan(x, kernel, strides, pads)
     return _depthwise_shift(x, kernel, strides, pads)
   if impl == "xla":
     return lax.conv_general_dilated(
