@@ -111,6 +111,8 @@ def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypa
 
   from vision.train import transfer
 
+  original = transfer.TransferTask.compute_features
+
   def no_extraction(self, split, role):
     raise AssertionError(f"features of {role} were extracted again")
 
@@ -119,6 +121,21 @@ def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypa
   second = loop.run(config, str(tmp_path / "b"))
   assert second["test_accuracy"] == first["test_accuracy"]
   assert first["params_frozen"] == 0 and first["params_trained"] == 10 * 32 + 10
+  assert first["feature_seconds"] > 0 and second["feature_seconds"] >= 0
+
+  # A few-shot subset of the training split: only its features are new; the
+  # validation and test features are shared with the full run.
+  extracted = []
+  monkeypatch.setattr(
+    transfer.TransferTask,
+    "compute_features",
+    lambda self, split, role: extracted.append(role) or original(self, split, role),
+  )
+  config = configs.load_config(
+    CONFIG + ":efficientnet_lite_tiny,probe,tiny", [*overrides, "data.per_class=4", "batch_size=16"]
+  )
+  loop.run(config, str(tmp_path / "c"))
+  assert extracted == ["train"]
 
 
 @pytest.mark.slow

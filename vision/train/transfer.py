@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import flax.linen as nn
 import jax
@@ -181,6 +182,7 @@ class TransferTask(ClassificationTask):
     return np.concatenate(chunks).astype(np.float32)
 
   def _switch_to_features(self, splits):
+    start = time.perf_counter()
     for role, split in list(splits.items()):
       features = self.extract_features(split, role)
       splits[role] = Split(
@@ -192,6 +194,9 @@ class TransferTask(ClassificationTask):
         read=lambda idx, f=features, y=split.labels: {"image": f[idx], "label": y[idx]},
         image_shape=features.shape[1:],
       )
+    # Seconds spent extracting (near 0 when every split came from the cache); the
+    # loop's train_seconds start after this.
+    self.feature_seconds = time.perf_counter() - start
 
   # -- state ------------------------------------------------------------------------
   def preprocess_train(self, rng, images):
@@ -321,6 +326,8 @@ class TransferTask(ClassificationTask):
     trained = sum(int(v.size) for k, v in flat.items() if labels[k] != "frozen")
     results["params_trained"] = float(trained)
     results["params_frozen"] = float(sum(int(v.size) for v in flat.values()) - trained)
+    if self.mode == "probe":
+      results["feature_seconds"] = round(self.feature_seconds, 2)
     return results
 
 
