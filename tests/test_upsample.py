@@ -1,4 +1,5 @@
-"""The sub-pixel transposed convolution computes nn.ConvTranspose's function and gradients."""
+"""The phase and sub-pixel transposed convolutions compute nn.ConvTranspose's function and
+gradients."""
 
 import flax.linen as nn
 import jax
@@ -22,7 +23,7 @@ def _params(kernel_size, strides, cin=3, cout=4, seed=0):
 def test_forward_matches_flax_conv_transpose(k, s):
   ref, params, x = _params((k, k), (s, s), seed=k * 10 + s)
   expected = ref.apply(params, x)
-  for impl in ("subpixel", "xla"):
+  for impl in ("phase", "subpixel", "xla"):
     layer = upsample.ConvTranspose(4, (k, k), (s, s), impl=impl)
     # Same parameter tree as flax's layer: checkpoints load into either.
     assert jax.tree.map(jnp.shape, layer.init(jax.random.key(0), x)) == jax.tree.map(
@@ -35,22 +36,27 @@ def test_forward_matches_flax_conv_transpose(k, s):
 
 def test_non_square_kernel_and_strides():
   ref, params, x = _params((3, 5), (2, 1))
-  out = upsample.ConvTranspose(4, (3, 5), (2, 1), impl="subpixel").apply(params, x)
-  np.testing.assert_allclose(out, ref.apply(params, x), atol=2e-5, rtol=1e-5)
+  for impl in ("phase", "subpixel"):
+    out = upsample.ConvTranspose(4, (3, 5), (2, 1), impl=impl).apply(params, x)
+    np.testing.assert_allclose(out, ref.apply(params, x), atol=2e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("k", [3, 4])
-def test_gradients_agree(k):
-  _, params, x = _params((k, k), (2, 2), cin=5, cout=3, seed=k)
-  target = jax.random.normal(jax.random.key(3), (2, 10, 12, 3))
+# cout=3 takes the phase form's narrow path (one matmul, then shifted adds), cout=6
+# its convolution per phase.
+@pytest.mark.parametrize("k,cout", [(3, 3), (4, 3), (5, 6), (3, 6)])
+def test_gradients_agree(k, cout):
+  _, params, x = _params((k, k), (2, 2), cin=5, cout=cout, seed=k)
+  target = jax.random.normal(jax.random.key(3), (2, 10, 12, cout))
 
   def loss(impl):
-    layer = upsample.ConvTranspose(3, (k, k), (2, 2), impl=impl)
+    layer = upsample.ConvTranspose(cout, (k, k), (2, 2), impl=impl)
     return lambda p, x: jnp.sum(jnp.square(layer.apply(p, x) - target) * target)
 
-  grads = {impl: jax.grad(loss(impl), argnums=(0, 1))(params, x) for impl in ("subpixel", "xla")}
-  for a, b in zip(jax.tree.leaves(grads["subpixel"]), jax.tree.leaves(grads["xla"])):
-    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+  impls = ("phase", "subpixel", "xla")
+  grads = {impl: jax.grad(loss(impl), argnums=(0, 1))(params, x) for impl in impls}
+  for impl in ("phase", "subpixel"):
+    for a, b in zip(jax.tree.leaves(grads[impl]), jax.tree.leaves(grads["xla"])):
+      np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_subpixel_kernel_taps_3x3_stride2():
@@ -62,7 +68,7 @@ def test_subpixel_kernel_taps_3x3_stride2():
 
 
 def test_auto_impl_and_bad_values():
-  assert upsample.resolve_impl("auto") == ("subpixel" if jax.default_backend() == "cpu" else "xla")
+  assert upsample.resolve_impl("auto") == ("phase" if jax.default_backend() == "cpu" else "xla")
   with pytest.raises(ValueError, match="unknown upsampling impl"):
     upsample.resolve_impl("fft")
   with pytest.raises(ValueError, match="SAME"):

@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision.models.conv import Conv
 from vision.models.registry import register
 from vision.models.upsample import ConvTranspose
 
@@ -203,7 +204,7 @@ class DCGANDiscriminator(nn.Module):
       x = jnp.concatenate([x, label_map.reshape(b, h, w, 1).astype(self.dtype)], -1)
     k = (self.kernel_size, self.kernel_size)
     for i, width in enumerate(self.widths):
-      x = nn.Conv(
+      x = Conv(
         width,
         k,
         (2, 2),

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from vision.models.conv import conv2d, convolve, depthwise_adjoint  # noqa: F401 - conv2d re-exported
+
 Dtype = Any
 PaddingLike = str | int | Sequence[tuple[int, int]]
 
@@ -109,6 +111,10 @@ def resolve_padding(
 # The kernel gradient of stride-1 'shift' depthwise convolutions scanned image by
 # image (same function and gradients; a switch for benchmarks and tests).
 DEPTHWISE_KERNEL_GRAD_PER_IMAGE = True
+# The input gradient of 'shift' depthwise convolutions by phases of the input
+# (vision.models.conv.depthwise_adjoint) instead of autodiff's interior-padded
+# sum; same function and gradients, a switch for benchmarks and tests.
+DEPTHWISE_INPUT_GRAD_BY_PHASE = True
 
 
 def default_depthwise_impl() -> str:
@@ -179,13 +185,34 @@ def _depthwise_shift_scan_fwd(x, kernel, strides, pads):
 
 def _depthwise_shift_scan_bwd(strides, pads, res, g):
   x, kernel = res
-  _, x_vjp = jax.vjp(lambda x_: _depthwise_shift(x_, kernel, strides, pads), x)
-  (gx,) = x_vjp(g)
+  if DEPTHWISE_INPUT_GRAD_BY_PHASE:
+    gx = depthwise_adjoint(g, kernel, strides, pads, x.shape[1:3])
+  else:
+    _, x_vjp = jax.vjp(lambda x_: _depthwise_shift(x_, kernel, strides, pads), x)
+    (gx,) = x_vjp(g)
   gk = _depthwise_kernel_grad_per_image(x, g, kernel.shape, strides, pads)
   return gx, gk.astype(kernel.dtype)
 
 
 _depthwise_shift_scan.defvjp(_depthwise_shift_scan_fwd, _depthwise_shift_scan_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_shift_strided(x, kernel, strides, pads):
+  return _depthwise_shift(x, kernel, strides, pads)
+
+
+def _depthwise_shift_strided_bwd(strides, pads, res, g):
+  """Input gradient by phases (:func:`vision.models.conv.depthwise_adjoint`); the kernel
+  gradient as autodiff makes it (whole-batch reductions; per image was no faster at stride 2)."""
+  x, kernel = res
+  gx = depthwise_adjoint(g, kernel, strides, pads, x.shape[1:3])
+  _, k_vjp = jax.vjp(lambda k: _depthwise_shift(x, k, strides, pads), kernel)
+  (gk,) = k_vjp(g)
+  return gx, gk
+
+
+_depthwise_shift_strided.defvjp(_depthwise_shift_scan_fwd, _depthwise_shift_strided_bwd)
 
 
 def depthwise_conv(x, kernel, strides=(1, 1), padding=((0, 0), (0, 0)), impl="shift"):
@@ -195,6 +222,8 @@ def depthwise_conv(x, kernel, strides=(1, 1), padding=((0, 0), (0, 0)), impl="sh
   if impl == "shift":
     if strides == (1, 1) and DEPTHWISE_KERNEL_GRAD_PER_IMAGE:
       return _depthwise_shift_scan(x, kernel, strides, pads)
+    if strides != (1, 1) and DEPTHWISE_INPUT_GRAD_BY_PHASE:
+      return _depthwise_shift_strided(x, kernel, strides, pads)
     return _depthwise_shift(x, kernel, strides, pads)
   if impl == "xla":
     return lax.conv_general_dilated(
@@ -247,34 +276,6 @@ class DepthwiseConv(nn.Module):
     return y
 
 
-def conv2d(x, kernel, strides=(1, 1), padding=((0, 0), (0, 0))):
-  """2D convolution ``[B, H, W, Cin] * [kh, kw, Cin, Cout]``; 1x1 kernels as one matmul.
-
-  A 1x1 convolution is a matmul over the channels. XLA:CPU's convolution path
-  runs it 3-10x slower than its dot, forward and gradients (measured on the
-  pointwise convolutions of EfficientNet-Lite0, docs/performance.md), so
-  unpadded 1x1 kernels are computed as ``x @ kernel`` (after subsampling for
-  strides). Same function, same parameters; other kernels use
-  ``lax.conv_general_dilated``.
-  """
-  pads = [tuple(p) for p in padding]
-  kh, kw, cin, cout = kernel.shape
-  if (kh, kw) == (1, 1) and all(p == (0, 0) for p in pads):
-    sh, sw = strides
-    if (sh, sw) != (1, 1):
-      x = x[:, ::sh, ::sw, :]  # [B, ceil(H/sh), ceil(W/sw), Cin]
-    b, h, w, _ = x.shape
-    y = jnp.dot(x.reshape(b * h * w, cin), kernel.reshape(cin, cout))  # [B*H*W, Cout]
-    return y.reshape(b, h, w, cout)
-  return lax.conv_general_dilated(
-    x,
-    kernel,
-    window_strides=tuple(strides),
-    padding=pads,
-    dimension_numbers=("NHWC", "HWIO", "NHWC"),
-  )
-
-
 class Conv(nn.Module):
   """Standard convolution, parameters ``kernel [kh, kw, Cin, Cout]`` (+ ``bias``).
 
@@ -300,7 +301,7 @@ class Conv(nn.Module):
     kernel = self.param(
       "kernel", self.kernel_init, ks + (x.shape[-1], self.features), self.param_dtype
     )
-    y = conv2d(x.astype(self.dtype), kernel.astype(self.dtype), st, pads)
+    y = convolve(x.astype(self.dtype), kernel.astype(self.dtype), st, pads)
     if self.use_bias:
       bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
       y = y + bias.astype(self.dtype)

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vision import losses
+from vision.models.conv import Conv
 from vision.models.registry import register
 from vision.models.upsample import ConvTranspose
 
@@ -68,7 +69,7 @@ class ConvEncoder(nn.Module):
   def __call__(self, images):
     x = images.astype(self.dtype)
     for i, width in enumerate(self.widths):
-      x = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), dtype=self.dtype, name=f"conv{i + 1}")(x))
+      x = nn.relu(Conv(width, (3, 3), strides=(2, 2), dtype=self.dtype, name=f"conv{i + 1}")(x))
     x = x.reshape(x.shape[0], -1)  # [B, H/4 * W/4 * 64]
     stats = nn.Dense(2 * self.latent_dim, dtype=self.dtype, name="posterior")(x)
     mean, logvar = jnp.split(stats.astype(jnp.float32), 2, axis=-1)
