@@ -139,3 +139,29 @@ def test_bad_impl_names():
   g = jnp.ones((1, 2, 2, 2))
   with pytest.raises(ValueError, match="unknown kernel-gradient impl"):
     conv.kernel_grad(x, g, kernel.shape, (2, 2), ((0, 1), (0, 1)), "fft")
+
+
+def test_xla_cpu_defaults_respect_the_users_flags():
+  import vision
+
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  flags = vision.xla_cpu_defaults(env)
+  assert flags == env["XLA_FLAGS"]
+  assert flags.startswith("--xla_force_host_platform_device_count=8 ")
+  assert "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution" in flags
+  # A user's own value of the flag wins; VISION_XLA_DEFAULTS=0 adds nothing.
+  own = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
+  assert vision.xla_cpu_defaults(own) == "--xla_cpu_experimental_ynn_fusion_type="
+  off = {"VISION_XLA_DEFAULTS": "0"}
+  assert vision.xla_cpu_defaults(off) == "" and "XLA_FLAGS" not in off
+
+
+def test_importing_vision_set_the_default_before_the_backend_started():
+  # conftest/pytest import vision before any computation: convolutions compile
+  # without YNNPACK fusions (the default this package sets), matmuls with them.
+  import os
+
+  assert "ynn_fusion_type" in os.environ.get("XLA_FLAGS", "")
+  x, kernel = jnp.ones((2, 8, 8, 4)), jnp.ones((3, 3, 4, 4))
+  text = jax.jit(conv.conv2d).lower(x, kernel).compile().as_text()
+  assert "convolution(" in text and "__ynn_fusion" not in text

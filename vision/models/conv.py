@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -46,6 +47,10 @@ KERNEL_GRAD_IMPLS = ("auto", "patches", "taps", "xla")
 # At most this many result channels, conv_adjoint multiplies by every tap first
 # (one matmul), then adds shifted windows, instead of a convolution per phase.
 NARROW_CHANNELS = 4
+# Wide results: one convolution over all phases when it multiplies by at most this
+# factor more zeros than the phase-exact form (a switch for benchmarks and tests).
+ADJOINT_ONE_CONV = True
+ADJOINT_ONE_CONV_MAX_OVERHEAD = 1.5
 
 Padding = Sequence[tuple[int, int]]
 
@@ -156,11 +161,66 @@ def conv_adjoint(g, kernel, strides, padding, input_hw):
 
     return _adjoint_phases(z, (kh, kw), strides, padding, input_hw, phase, cin)
 
+  if ADJOINT_ONE_CONV and _tap_overhead((kh, kw), strides) <= ADJOINT_ONE_CONV_MAX_OVERHEAD:
+    return _adjoint_one_conv(g, kernel, strides, padding, input_hw)
+
   def phase(window, taps_h, taps_w):
     sub = kernel[jnp.asarray(taps_h)][:, jnp.asarray(taps_w)]  # [Uh, Uw, Cin, Cout]
     return conv2d(window, sub.transpose(0, 1, 3, 2))  # Cout -> Cin
 
   return _adjoint_phases(g, (kh, kw), strides, padding, input_hw, phase, cin)
+
+
+def _phase_table(k: int, s: int, p: int) -> tuple[np.ndarray, int]:
+  """All phases' taps on one common offset grid: ``(index [T, s], offset)``.
+
+  ``index[t, r]`` is the tap phase ``r`` applies at ``g[q + offset + t]``, or
+  ``k`` (a zero tap) where it has none.
+  """
+  phases = [_phase(k, s, p, r) for r in range(s)]
+  start = min(off for taps, off in phases if taps)
+  end = max(off + len(taps) for taps, off in phases if taps)
+  index = np.full((end - start, s), k, np.int32)
+  for r, (taps, off) in enumerate(phases):
+    for v, tap in enumerate(taps):
+      index[off - start + v, r] = tap
+  return index, start
+
+
+def _tap_overhead(kernel_hw, strides) -> float:
+  """Multiplications of the one-convolution adjoint over those of the phase-exact one."""
+  overhead = 1.0
+  for k, s in zip(kernel_hw, strides):
+    overhead *= -(-k // s) * s / k  # every phase padded to ceil(k/s) taps
+  return overhead
+
+
+def _adjoint_one_conv(g, kernel, strides, padding, input_hw):
+  """:func:`conv_adjoint` as *one* stride-1 convolution to ``s*s*Cin`` channels, then
+  depth-to-space: phases with fewer taps get zero taps (``_tap_overhead`` more
+  multiplications), but XLA:CPU runs one wide convolution faster than four narrow
+  ones when the overhead is small (5x5 stride 2: 36 taps for 25)."""
+  kh, kw, cin, cout = kernel.shape
+  (sh, sw), pads = tuple(strides), _pairs(padding)
+  h, w = input_hw
+  b, ho, wo, _ = g.shape
+  qh, qw = -(-h // sh), -(-w // sw)
+  index_h, off_h = _phase_table(kh, sh, pads[0][0])
+  index_w, off_w = _phase_table(kw, sw, pads[1][0])
+  th, tw = index_h.shape[0], index_w.shape[0]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index k: a zero tap
+  taps = padded[index_h[:, :, None, None], index_w[None, None, :, :]]  # [Th, sh, Tw, sw, Cin, Cout]
+  taps = taps.transpose(0, 2, 5, 1, 3, 4).reshape(th, tw, cout, sh * sw * cin)
+  config = (
+    (0, 0, 0),
+    (-off_h, qh + th - 1 - (ho - off_h), 0),
+    (-off_w, qw + tw - 1 - (wo - off_w), 0),
+    (0, 0, 0),
+  )
+  window = lax.pad(g, jnp.zeros((), g.dtype), config)
+  y = conv2d(window, taps)  # [B, qh, qw, sh*sw*Cin]
+  y = y.reshape(b, qh, qw, sh, sw, cin).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(b, qh * sh, qw * sw, cin)[:, :h, :w, :]
 
 
 def depthwise_adjoint(g, kernel, strides, padding, input_hw):
