@@ -26,6 +26,8 @@ CONV_CASES = [
   (9, 10, 3, 2, ((1, 1), (1, 1)), 5, 3),  # odd sizes
   (8, 8, 1, 2, ((0, 0), (0, 0)), 6, 3),  # 1x1 stride 2: a phase with no taps
   (10, 11, 4, 3, ((1, 2), (0, 1)), 6, 2),  # stride 3, even kernel
+  (28, 27, 5, 2, ((1, 2), (1, 2)), 1, 8),  # one input channel: conv2d's im2col matmul
+  (12, 12, 3, 1, ((1, 1), (1, 1)), 1, 3),
 ]
 
 
