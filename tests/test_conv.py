@@ -58,6 +58,27 @@ def test_conv_matches_xla_values_and_gradients(case, kernel_grad):
   assert _rel_err(got[1], want[1]) < 1e-5  # kernel gradient
 
 
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("path", ["one_conv", "per_phase", "narrow"])
+def test_every_adjoint_path_is_the_input_gradient(monkeypatch, case, path):
+  h, w, k, s, pad, cin, cout = case
+  monkeypatch.setattr(conv, "ADJOINT_ONE_CONV", path == "one_conv")
+  monkeypatch.setattr(conv, "ADJOINT_ONE_CONV_MAX_OVERHEAD", 100.0)
+  monkeypatch.setattr(conv, "NARROW_CHANNELS", 1000 if path == "narrow" else 0)
+  rng = np.random.default_rng(h + k + s + cin)
+  x = jnp.asarray(rng.standard_normal((2, h, w, cin)), jnp.float32)
+  kernel = jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32)
+
+  def forward(x):
+    return lax.conv_general_dilated(x, kernel, (s, s), pad, dimension_numbers=DN)
+
+  y, vjp = jax.vjp(forward, x)
+  g = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+  got = conv.conv_adjoint(g, kernel, (s, s), pad, (h, w))
+  assert got.shape == x.shape
+  assert _rel_err(got, vjp(g)[0]) < 1e-5
+
+
 @pytest.mark.parametrize(
   "k,s,cin,cout",
   [
