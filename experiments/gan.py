@@ -65,7 +65,7 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict()
   config.model.name = next((MODELS[w] for w in words if w in MODELS), "dcgan")
   config.model.latent_dim = 100
-  config.model.upsample_impl = "auto"  # 'subpixel' on CPU: fast stride-2 ConvT gradients
+  config.model.upsample_impl = "auto"  # 'phase' on CPU (vision/models/conv.py), 'xla' elsewhere
   config.model.dtype = "float32"
 
   # Separate optimizers for the two players (DCGAN paper: Adam 2e-4, betas 0.5/0.999).

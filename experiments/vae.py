@@ -51,7 +51,7 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict()
   config.model.name = "conv_vae"
   config.model.latent_dim = 2
-  config.model.upsample_impl = "auto"  # 'subpixel' on CPU, 'xla' (plain ConvTranspose) elsewhere
+  config.model.upsample_impl = "auto"  # 'phase' on CPU, 'xla' (plain ConvTranspose) elsewhere
   config.model.dtype = "float32"
 
   config.vae = ml_collections.ConfigDict()
