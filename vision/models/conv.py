@@ -141,6 +141,18 @@ def _adjoint_phases(g, kernel_hw, strides, padding, input_hw, phase_fn, channels
   return dx[:, :h, :w, :]
 
 
+def _shifted_sum(window, taps_h, taps_w, tap):
+  """One phase as shifted adds: ``sum tap(window shifted by (v, u), taps_h[v], taps_w[u])``."""
+  qh = window.shape[1] - len(taps_h) + 1
+  qw = window.shape[2] - len(taps_w) + 1
+  out = None
+  for v, i in enumerate(taps_h):
+    for u, j in enumerate(taps_w):
+      term = tap(window[:, v : v + qh, u : u + qw], i, j)
+      out = term if out is None else out + term
+  return out
+
+
 def conv_adjoint(g, kernel, strides, padding, input_hw):
   """The adjoint of ``conv2d(x, kernel, strides, padding)`` w.r.t. ``x``, applied to ``g``.
 
@@ -159,15 +171,10 @@ def conv_adjoint(g, kernel, strides, padding, input_hw):
     z = z.reshape(b, ho, wo, kh * kw * cin)  # [B, Ho, Wo, (tap, Cin)]
 
     def phase(window, taps_h, taps_w):
-      qh = window.shape[1] - len(taps_h) + 1
-      qw = window.shape[2] - len(taps_w) + 1
-      out = None
-      for v, i in enumerate(taps_h):
-        for u, j in enumerate(taps_w):
-          c0 = (i * kw + j) * cin
-          term = lax.slice(window, (0, v, u, c0), (b, v + qh, u + qw, c0 + cin))
-          out = term if out is None else out + term
-      return out
+      def tap(shifted, i, j):  # tap (i, j)'s columns of z
+        return shifted[..., (i * kw + j) * cin : (i * kw + j + 1) * cin]
+
+      return _shifted_sum(window, taps_h, taps_w, tap)
 
     return _adjoint_phases(z, (kh, kw), strides, padding, input_hw, phase, cin)
 
@@ -242,19 +249,11 @@ def depthwise_adjoint(g, kernel, strides, padding, input_hw):
   gradient with interior zeros, and that fusion was 5-10x slower
   (EfficientNet-Lite0's stride-2 layers, docs/performance.md).
   """
-  b, ho, wo, c = g.shape
 
   def phase(window, taps_h, taps_w):
-    qh = window.shape[1] - len(taps_h) + 1
-    qw = window.shape[2] - len(taps_w) + 1
-    out = None
-    for v, i in enumerate(taps_h):
-      for u, j in enumerate(taps_w):
-        term = lax.slice(window, (0, v, u, 0), (b, v + qh, u + qw, c)) * kernel[i, j, 0]
-        out = term if out is None else out + term
-    return out
+    return _shifted_sum(window, taps_h, taps_w, lambda shifted, i, j: shifted * kernel[i, j, 0])
 
-  return _adjoint_phases(g, kernel.shape[:2], strides, padding, input_hw, phase, c)
+  return _adjoint_phases(g, kernel.shape[:2], strides, padding, input_hw, phase, g.shape[-1])
 
 
 def default_kernel_grad_impl(kernel_shape, strides) -> str:
