@@ -61,6 +61,9 @@ def get_config(arg=None):
   config.vae.test_binarization_seed = 0
   config.vae.beta = 1.0
   config.vae.kl_warmup_steps = 0
+  # The gradient from this many concurrent batch shards (same numbers, faster on
+  # a few CPU cores; vision/train/shards.py). 0: 2 on CPU, 1 elsewhere.
+  config.vae.grad_shards = 0
   config.vae.iwae_samples = 100
   config.vae.iwae_chunk = 20
   config.vae.iwae_batch_size = 100

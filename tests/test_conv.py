@@ -59,10 +59,10 @@ def test_conv_matches_xla_values_and_gradients(case, kernel_grad):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-@pytest.mark.parametrize("path", ["one_conv", "per_phase", "narrow"])
+@pytest.mark.parametrize("path", [*conv.ADJOINT_FORMS, "narrow"])
 def test_every_adjoint_path_is_the_input_gradient(monkeypatch, case, path):
   h, w, k, s, pad, cin, cout = case
-  monkeypatch.setattr(conv, "ADJOINT_ONE_CONV", path == "one_conv")
+  monkeypatch.setattr(conv, "ADJOINT_FORM", path if path in conv.ADJOINT_FORMS else "phases")
   monkeypatch.setattr(conv, "ADJOINT_ONE_CONV_MAX_OVERHEAD", 100.0)
   monkeypatch.setattr(conv, "NARROW_CHANNELS", 1000 if path == "narrow" else 0)
   rng = np.random.default_rng(h + k + s + cin)

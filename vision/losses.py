@@ -28,9 +28,16 @@ def _sum_per_example(x: jax.Array) -> jax.Array:
 
 
 # -- Gaussian latents ---------------------------------------------------------------------------
-def reparameterize(rng: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
-  """A differentiable sample of N(mean, exp(logvar)): ``mean + exp(0.5 * logvar) * eps``."""
-  eps = jax.random.normal(rng, mean.shape, mean.dtype)
+def reparameterize(
+  rng: jax.Array | None, mean: jax.Array, logvar: jax.Array, eps: jax.Array | None = None
+) -> jax.Array:
+  """A differentiable sample of N(mean, exp(logvar)): ``mean + exp(0.5 * logvar) * eps``.
+
+  ``eps`` ~ N(0, I) is drawn from ``rng`` unless given (e.g. drawn once for a
+  whole batch that is then split, :mod:`vision.train.shards`).
+  """
+  if eps is None:
+    eps = jax.random.normal(rng, mean.shape, mean.dtype)
   return mean + jnp.exp(0.5 * logvar) * eps
 
 

@@ -47,10 +47,17 @@ KERNEL_GRAD_IMPLS = ("auto", "patches", "taps", "xla")
 # At most this many result channels, conv_adjoint multiplies by every tap first
 # (one matmul), then adds shifted windows, instead of a convolution per phase.
 NARROW_CHANNELS = 4
-# Wide results: one convolution over all phases when it multiplies by at most this
-# factor more zeros than the phase-exact form (a switch for benchmarks and tests).
-ADJOINT_ONE_CONV = True
+# How conv_adjoint computes wide results (see its docstring): "rows" (one
+# convolution per row phase), "one_conv" (one convolution over all phases, when it
+# multiplies by at most ADJOINT_ONE_CONV_MAX_OVERHEAD times more zeros than the
+# phase-exact form) or "phases" (one convolution per phase). A switch for
+# benchmarks and tests.
+ADJOINT_FORMS = ("rows", "one_conv", "phases")
+ADJOINT_FORM = "phases"
 ADJOINT_ONE_CONV_MAX_OVERHEAD = 2.0
+# One-input-channel kernels with at most this many taps: shifted multiply-adds
+# instead of an im2col matmul (see conv2d).
+SHIFTED_FMA_MAX_TAPS = 9
 
 Padding = Sequence[tuple[int, int]]
 
@@ -80,12 +87,21 @@ def conv2d(x, kernel, strides=(1, 1), padding=((0, 0), (0, 0))):
     y = jnp.dot(x.reshape(b * h * w, cin), kernel.reshape(cin, cout))  # [B*H*W, Cout]
     return y.reshape(b, h, w, cout)
   if cin == 1 and jax.default_backend() == "cpu":
-    # One input channel (grey images, the gradient of a 1-channel output): the
-    # kh*kw windows side by side and one matmul, 1.5-2.5x faster than XLA:CPU's
-    # convolution (docs/performance.md); with 3 channels (an RGB stem) it is slower.
+    # One input channel (grey images, the gradient of a 1-channel output).
+    # XLA:CPU's convolution is slow here (docs/performance.md). Up to
+    # SHIFTED_FMA_MAX_TAPS taps: one fused loop of broadcast multiply-adds of
+    # the shifted windows (2-3x faster: a matmul with K = 9 is memory-bound on
+    # its output); more taps: the windows side by side and one matmul (im2col).
+    # With 3 channels (an RGB stem) both are slower than XLA's convolution.
     b = x.shape[0]
     ho, wo = (output_size(n, k, s, p) for n, k, s, p in zip(x.shape[1:3], (kh, kw), strides, pads))
     windows = _windows(x, (kh, kw), tuple(strides), pads, (ho, wo))
+    if kh * kw <= SHIFTED_FMA_MAX_TAPS:
+      out = None
+      for t, window in enumerate(windows):  # [B, Ho, Wo, 1] * [Cout]
+        term = window * kernel[t // kw, t % kw, 0]
+        out = term if out is None else out + term
+      return out
     patches = jnp.concatenate(windows, axis=-1).reshape(b * ho * wo, kh * kw)  # [M, kh*kw]
     return (patches @ kernel.reshape(kh * kw, cout)).reshape(b, ho, wo, cout)
   return lax.conv_general_dilated(
@@ -157,8 +173,13 @@ def conv_adjoint(g, kernel, strides, padding, input_hw):
   """The adjoint of ``conv2d(x, kernel, strides, padding)`` w.r.t. ``x``, applied to ``g``.
 
   ``g`` [B, Ho, Wo, Cout], ``kernel`` [kh, kw, Cin, Cout] -> [B, H, W, Cin] with
-  ``(H, W) = input_hw``. Computed as one stride-1 convolution per phase of the
-  result (see the module doc), so no operand is dilated with zeros.
+  ``(H, W) = input_hw``. Computed from stride-1 convolutions of the undilated
+  ``g`` (see the module doc), in the form ``ADJOINT_FORM`` names: ``'phases'``
+  (the default: one convolution per phase with exactly its taps), ``'rows'``
+  (one per row phase, :func:`_adjoint_rows`) or ``'one_conv'``
+  (:func:`_adjoint_one_conv`). Results of at most ``NARROW_CHANNELS`` channels
+  take a matmul and shifted adds instead. docs/performance.md has the timings
+  behind the choice.
   """
 
   kh, kw, cin, cout = kernel.shape
@@ -178,7 +199,11 @@ def conv_adjoint(g, kernel, strides, padding, input_hw):
 
     return _adjoint_phases(z, (kh, kw), strides, padding, input_hw, phase, cin)
 
-  if ADJOINT_ONE_CONV and _tap_overhead((kh, kw), strides) <= ADJOINT_ONE_CONV_MAX_OVERHEAD:
+  if ADJOINT_FORM == "rows":
+    return _adjoint_rows(g, kernel, strides, padding, input_hw)
+  if (
+    ADJOINT_FORM == "one_conv" and _tap_overhead((kh, kw), strides) <= ADJOINT_ONE_CONV_MAX_OVERHEAD
+  ):
     return _adjoint_one_conv(g, kernel, strides, padding, input_hw)
 
   def phase(window, taps_h, taps_w):
@@ -239,6 +264,45 @@ def _adjoint_one_conv(g, kernel, strides, padding, input_hw):
   y = conv2d(window, taps)  # [B, qh, qw, sh*sw*Cin]
   y = y.reshape(b, qh, qw, sh, sw, cin).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(b, qh * sh, qw * sw, cin)[:, :h, :w, :]
+
+
+def _adjoint_rows(g, kernel, strides, padding, input_hw):
+  """:func:`conv_adjoint` as one stride-1 convolution per *row* phase ``r_h``.
+
+  Each convolution computes all ``s_w`` column phases of its rows at once (to
+  ``s_w*Cin`` channels, column taps padded to ``ceil(kw/s_w)``: 12 multiplications
+  for a 3x3 stride-2 kernel's 9, 30 for 5x5's 25), with exactly the row taps of its
+  phase. Its output [B, qh, qw, s_w*Cin] is already the rows of the result in
+  memory order, so interleaving is one concatenation of whole rows, where the
+  single convolution's depth-to-space moves every pixel (a transpose that XLA:CPU
+  runs at a few GB/s, docs/performance.md).
+  """
+  kh, kw, cin, cout = kernel.shape
+  (sh, sw), pads = tuple(strides), _pairs(padding)
+  h, w = input_hw
+  b, ho, wo, _ = g.shape
+  qh, qw = -(-h // sh), -(-w // sw)
+  index_w, off_w = _phase_table(kw, sw, pads[1][0])
+  tw = index_w.shape[0]
+  padded = jnp.pad(kernel, ((0, 0), (0, 1), (0, 0), (0, 0)))  # column index kw: a zero tap
+  rows = []
+  for rh in range(sh):
+    taps_h, off_h = _phase(kh, sh, pads[0][0], rh)
+    if not taps_h:
+      rows.append(jnp.zeros((b, qh, qw, sw * cin), g.dtype))
+      continue
+    sub = padded[np.asarray(taps_h)[:, None, None], index_w[None]]  # [Uh, Tw, sw, Cin, Cout]
+    sub = sub.transpose(0, 1, 4, 2, 3).reshape(len(taps_h), tw, cout, sw * cin)
+    config = (
+      (0, 0, 0),
+      (-off_h, qh + len(taps_h) - 1 - (ho - off_h), 0),
+      (-off_w, qw + tw - 1 - (wo - off_w), 0),
+      (0, 0, 0),
+    )
+    window = lax.pad(g, jnp.zeros((), g.dtype), config)
+    rows.append(conv2d(window, sub))  # [B, qh, qw, sw*Cin]: row phase rh, columns interleaved
+  y = jnp.stack(rows, axis=2).reshape(b, qh * sh, qw * sw, cin)
+  return y[:, :h, :w, :]
 
 
 def depthwise_adjoint(g, kernel, strides, padding, input_hw):

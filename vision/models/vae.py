@@ -13,8 +13,8 @@ likelihood live in :mod:`vision.losses`, with one meaning of ``logvar``.
   :class:`vision.models.upsample.ConvTranspose`, sub-pixel on CPU.
 
 Methods: ``encode(x) -> (mean, logvar)``, ``decode(z) -> logits`` and
-``__call__(x) -> (logits, {'mean', 'logvar', 'z'})``, which samples z with
-the ``'latent'`` rng stream.
+``__call__(x, noise=None) -> (logits, {'mean', 'logvar', 'z'})``, which samples
+z with the given N(0, I) ``noise`` or else the ``'latent'`` rng stream.
 """
 
 from __future__ import annotations
@@ -116,9 +116,12 @@ class VAE(nn.Module):
   def decode(self, z, *, train: bool = False):
     return self.decoder(z)
 
-  def __call__(self, images, *, train: bool = False):
+  def __call__(self, images, *, train: bool = False, noise=None):
+    """``noise`` [B, latent] ~ N(0, I): the reparameterization's draw; if None it is
+    drawn from the ``'latent'`` rng stream."""
     mean, logvar = self.encoder(images)
-    z = losses.reparameterize(self.make_rng("latent"), mean, logvar)
+    rng = self.make_rng("latent") if noise is None else None
+    z = losses.reparameterize(rng, mean, logvar, noise)
     return self.decoder(z), {"mean": mean, "logvar": logvar, "z": z}
 
 

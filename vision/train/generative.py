@@ -38,6 +38,7 @@ from vision.evaluate.image_quality import psnr
 from vision.models.registry import create_model
 from vision.train.autoencoding import batched, content_key, model_kwargs, test_arrays
 from vision.train.optim import make_optimizer
+from vision.train.shards import mean_value_and_grad, resolve_shards
 from vision.train.state import TrainState
 from vision.train.task import Task
 
@@ -142,10 +143,14 @@ class VAETask(Task):
       return probs
     raise ValueError(f"unknown vae.binarize {self.config.vae.binarize!r}; 'dynamic' or 'none'.")
 
-  def terms(self, params, images, rng):
-    """Per-image reconstruction NLL and analytic KL [B] from one reparameterized sample."""
+  def terms(self, params, images, rng=None, noise=None):
+    """Per-image reconstruction NLL and analytic KL [B] from one reparameterized sample.
+
+    The sample uses ``noise`` [B, latent] ~ N(0, I) if given, else draws from ``rng``.
+    """
+    rngs = {} if noise is not None else {"latent": rng}
     logits, features = self.model.apply(
-      {"params": params}, images, train=True, rngs={"latent": rng}
+      {"params": params}, images, train=True, noise=noise, rngs=rngs
     )
     cfg = self.config.vae
     recon = -losses.reconstruction_log_likelihood(
@@ -160,11 +165,18 @@ class VAETask(Task):
     images = self.binarize(data_rng, batch["image"])
     weight = losses.kl_weight(state.step, self.config.vae.beta, self.config.vae.kl_warmup_steps)
 
-    def loss_fn(params):
-      recon, kl = self.terms(params, images, latent_rng)
-      return jnp.mean(recon + weight * kl), (recon, kl)
+    # One draw for the whole batch, so the step computes the same numbers for
+    # any number of gradient shards (vision/train/shards.py).
+    noise = jax.random.normal(latent_rng, (images.shape[0], self.config.model.latent_dim))
 
-    (loss, (recon, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    def per_example(params, part):
+      recon, kl = self.terms(params, part["images"], noise=part["noise"])
+      return recon + weight * kl, (recon, kl)
+
+    shards = resolve_shards(self.config.vae.get("grad_shards", 0), images.shape[0])
+    (loss, (recon, kl)), grads = mean_value_and_grad(
+      per_example, state.params, {"images": images, "noise": noise}, shards
+    )
     state = state.apply_gradients(grads)
     return state, {
       "loss": loss,
