@@ -1,5 +1,7 @@
 """scripts/benchmark.py: the workloads build from the project's steps and report sane timings."""
 
+import json
+
 import pytest
 
 from tests.conftest import run_script
@@ -49,3 +51,29 @@ def test_script_rejects_unknown_workload():
   proc = run_script("benchmark.py", "dcgann")
   assert proc.returncode == 2
   assert "unknown workload" in proc.stderr and "dcgan" in proc.stderr
+
+
+FAKE_REFERENCE = """
+import json, sys
+print("warming up")
+print(json.dumps({"workload": sys.argv[1], "images_per_s": 1000.0, "ms_per_step": 128.0}))
+"""
+
+
+def test_compare_torch_pairs_and_summarizes(tmp_path):
+  reference = tmp_path / "bench_fake.py"
+  reference.write_text(FAKE_REFERENCE)
+  proc = run_script("compare_torch.py", "--reference", str(reference), "--rounds", "2", "vae")
+  assert proc.returncode == 0, proc.stderr
+  lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+  pairs, summary = lines[:2], lines[2]
+  assert [p["round"] for p in pairs] == [1, 2]
+  for pair in pairs:
+    assert pair["torch_images_per_s"] == 1000.0 and pair["jax_images_per_s"] > 0
+    assert pair["ratio"] == pytest.approx(pair["jax_images_per_s"] / 1000.0, rel=1e-3)
+  assert summary["workload"] == "vae" and len(summary["ratios"]) == 2
+
+
+def test_compare_torch_rejects_a_missing_reference(tmp_path):
+  proc = run_script("compare_torch.py", "--reference", str(tmp_path / "nope.py"), "vae")
+  assert proc.returncode == 2 and "no bench_torch.py" in proc.stderr
