@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vision.models.dropout import Dropout
 from vision.models.registry import register
 
 
@@ -78,10 +79,10 @@ class CNN(nn.Module):
       x = max_pool_2x2(x)
       features[f"block{b + 1}"] = x
     x = x.reshape(x.shape[0], -1)  # [B, H * W * C]
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = Dropout(self.dropout, deterministic=not train)(x)
     x = nn.relu(nn.Dense(self.hidden, kernel_init=kernel_init, dtype=self.dtype, name="hidden")(x))
     features["pre_logits"] = x
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = Dropout(self.dropout, deterministic=not train)(x)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
     return logits.astype(jnp.float32), features
 

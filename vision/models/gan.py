@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from vision.models.conv import Conv
+from vision.models.dropout import Dropout
 from vision.models.registry import register
 from vision.models.upsample import ConvTranspose
 
@@ -189,6 +190,7 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int = 0
   negative_slope: float = 0.3
   dtype: jnp.dtype = jnp.float32
+  dropout_impl: str = "auto"  # vision.models.dropout: same masks as nn.Dropout, fast on CPU
 
   @nn.compact
   def __call__(self, images, labels=None, *, train: bool = False):
@@ -215,7 +217,7 @@ class DCGANDiscriminator(nn.Module):
       )(x)
       x = nn.leaky_relu(x, self.negative_slope)
       features[f"conv{i + 1}"] = x  # [B, H/2, W/2, 64], then [B, H/4, W/4, 128]
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      x = Dropout(self.dropout, deterministic=not train, impl=self.dropout_impl)(x)
     x = x.reshape(b, -1)  # [B, H/4 * W/4 * 128]
     logits = nn.Dense(1, kernel_init=DCGAN_INIT, dtype=self.dtype, name="out")(x)[:, 0]
     if self.num_classes:

@@ -18,6 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vision.models.dropout import Dropout
 from vision.models.layers import Conv, batch_norm, preprocess_images
 
 Dtype = Any
@@ -147,7 +148,7 @@ class ResNet(nn.Module):
     if self.num_classes is None:
       return x.astype(jnp.float32), features
     if self.dropout_rate > 0:
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      x = Dropout(self.dropout_rate, deterministic=not train)(x)
     logits = nn.Dense(
       self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="head"
     )(x)

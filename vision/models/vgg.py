@@ -16,6 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vision.models.dropout import Dropout
 from vision.models.layers import Conv, adaptive_avg_pool, preprocess_images
 
 Dtype = Any
@@ -82,7 +83,7 @@ class VGG(nn.Module):
       x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))
       features[name] = x
       if self.dropout_rate > 0:
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
     features["pre_logits"] = x
     logits = nn.Dense(
       self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="head"
