@@ -45,6 +45,14 @@ def test_bernoulli_equals_jax(p):
   assert abs(float(ours.mean()) - p) < 0.01
 
 
+def test_bernoulli_array_p_equals_jax():
+  """Per-pixel probabilities, as the VAE's dynamic binarization draws them."""
+  key = jax.random.key(8)
+  probs = jax.random.uniform(jax.random.key(1), (16, 28, 28, 1))
+  ours = jax.jit(lambda k, p: D.bernoulli(k, p, impl="straight"))(key, probs)
+  np.testing.assert_array_equal(np.asarray(ours), np.asarray(jax.random.bernoulli(key, probs)))
+
+
 def test_straight_mask_has_no_loop():
   """The point of the module: no rolled Threefry loop in the compiled mask on this CPU."""
   key = jax.random.key(0)

@@ -99,16 +99,20 @@ def random_bits(key: jax.Array, shape: Sequence[int], impl: str = "auto") -> jax
   return lax.cond(data[0] != data[1], draw, draw, data)
 
 
-def bernoulli(key: jax.Array, p: float, shape: Sequence[int], impl: str = "auto") -> jax.Array:
-  """A mask, True with probability ``p``: equal to ``jax.random.bernoulli(key, p, shape)``."""
+def bernoulli(
+  key: jax.Array, p: float | jax.Array, shape: Sequence[int] | None = None, impl: str = "auto"
+) -> jax.Array:
+  """A mask, True with probability ``p`` (a float or an array of them, ``shape`` defaulting to
+  ``p``'s): equal to ``jax.random.bernoulli(key, p, shape)`` for float32 ``p``."""
   if resolve_impl(impl) == "jax":
     return jax.random.bernoulli(key, p, shape)
+  shape = np.shape(p) if shape is None else shape
   bits = random_bits(key, shape, impl)
   # jax.random.uniform's float32 construction: 23 random mantissa bits in [1, 2), minus 1.
   floats = lax.bitcast_convert_type(
     lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000), jnp.float32
   )
-  return (floats - jnp.float32(1.0)) < jnp.float32(p)
+  return (floats - jnp.float32(1.0)) < jnp.asarray(p, jnp.float32)
 
 
 class Dropout(nn.Module):

@@ -35,6 +35,7 @@ from vision import losses, viz
 from vision.data import augment
 from vision.evaluate import elbo
 from vision.evaluate.image_quality import psnr
+from vision.models import dropout
 from vision.models.registry import create_model
 from vision.train.autoencoding import batched, content_key, model_kwargs, test_arrays
 from vision.train.optim import make_optimizer
@@ -138,7 +139,8 @@ class VAETask(Task):
   def binarize(self, rng, images_uint8):
     probs = augment.to_float(images_uint8)
     if self.config.vae.binarize == "dynamic":
-      return jax.random.bernoulli(rng, probs).astype(jnp.float32)
+      # == jax.random.bernoulli(rng, probs), without its rolled Threefry loop on CPU
+      return dropout.bernoulli(rng, probs).astype(jnp.float32)
     if self.config.vae.binarize == "none":
       return probs
     raise ValueError(f"unknown vae.binarize {self.config.vae.binarize!r}; 'dynamic' or 'none'.")
