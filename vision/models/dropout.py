@@ -43,7 +43,7 @@ def _rotl(x: jax.Array, d: int) -> jax.Array:
 
 def threefry2x32(k1, k2, x1, x2) -> tuple[jax.Array, jax.Array]:
   """The Threefry-2x32 hash (20 rounds) of counters ``(x1, x2)`` under key ``(k1, k2)``,
-  unrolled: the same function as ``jax.random.threefry_2x32`` and JAX's GPU lowering."""
+  unrolled: the function of JAX's ``threefry2x32_p`` as its GPU lowering writes it."""
   ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
   x = [x1 + ks[0], x2 + ks[1]]
   for i in range(5):
