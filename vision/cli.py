@@ -13,25 +13,7 @@ import json
 import logging
 import sys
 
-
-class UserError(Exception):
-  """Bad input from the user; printed without a traceback."""
-
-
-def user_error_types() -> tuple[type, ...]:
-  from vision.configs import ConfigError
-  from vision.data.sources import DatasetError
-  from vision.train.checkpoint import CheckpointMismatchError
-  from vision.train.loop import NonFiniteLossError, WorkdirMismatchError
-
-  return (
-    UserError,
-    ConfigError,
-    DatasetError,
-    CheckpointMismatchError,
-    NonFiniteLossError,
-    WorkdirMismatchError,
-  )
+from vision.errors import UserError
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -96,7 +78,7 @@ def guarded(main, argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
   try:
     main(argv)
-  except user_error_types() as e:
+  except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   return 0

@@ -18,9 +18,7 @@ from typing import Any
 
 import ml_collections
 
-
-class ConfigError(ValueError):
-  """A config file or override is wrong; the message says how to fix it."""
+from vision.errors import ConfigError  # noqa: F401
 
 
 def _experiments_hint(path: str) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vision.data import builders
+from vision.errors import DatasetError  # noqa: F401
 
 # Datasets built here from files that ship with Debian/PyPI packages.
 OFFLINE_BUILDERS = {
@@ -25,10 +26,6 @@ OFFLINE_BUILDERS = {
 }
 # Above this many bytes a fixed-size split is read lazily instead of into memory.
 IN_MEMORY_LIMIT = 4 << 30
-
-
-class DatasetError(ValueError):
-  """A dataset is missing, unknown or malformed; the message says how to fix it."""
 
 
 @dataclasses.dataclass

@@ -13,9 +13,7 @@ import signal
 import jax
 import orbax.checkpoint as ocp
 
-
-class CheckpointMismatchError(ValueError):
-  """The workdir holds a checkpoint of a different model or config."""
+from vision.errors import CheckpointMismatchError  # noqa: F401
 
 
 class Checkpointer:

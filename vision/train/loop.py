@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from vision import configs
 from vision.data import pipeline
 from vision.data.sources import Split, load_split
+from vision.errors import NonFiniteLossError, WorkdirMismatchError  # noqa: F401
 from vision.train import checkpoint as ckpt_lib
 from vision.train import writers
 from vision.train.state import count_params
@@ -51,14 +52,6 @@ TASKS = {
 }
 # Fields that may change between a run and its resumption without changing the model.
 RESUMABLE_FIELDS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "progress")
-
-
-class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class WorkdirMismatchError(ValueError):
-  """The workdir holds a run of a different config."""
 
 
 def make_mesh() -> jax.sharding.Mesh:

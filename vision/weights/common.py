@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-
-class WeightsError(ValueError):
-  """A checkpoint that cannot be read, converted or loaded into the model."""
+from vision.errors import WeightsError  # noqa: F401 - raised here, defined with the others
 
 
 def _list(keys, limit=60) -> str:
