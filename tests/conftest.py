@@ -11,6 +11,11 @@ import sys
 import numpy as np
 import pytest
 
+from vision.ops import kernels
+
+# As the entry points do, before JAX starts its backend.
+kernels.apply_xla_cpu_defaults()
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 

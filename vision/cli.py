@@ -14,6 +14,7 @@ import logging
 import sys
 
 from vision.errors import UserError
+from vision.ops import kernels
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -75,6 +76,7 @@ def print_results(results: dict) -> None:
 
 def guarded(main, argv=None) -> int:
   """Runs ``main``; a known user error becomes one line on stderr and exit code 2."""
+  kernels.apply_xla_cpu_defaults()  # before JAX starts its backend
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
   try:
     main(argv)
