@@ -1,4 +1,4 @@
-"""Backend-specific forms of the models' operations, chosen by one switch (:mod:`vision.ops.kernels`).
+"""Backend-specific forms of the models' operations, chosen by one switch (`kernels`).
 
 Every operation here computes the same function in every form; a form only
 changes how XLA is asked to compute it. ``portable`` is the plain ``lax`` /

@@ -40,7 +40,8 @@ def resolve(name: str | None = "auto") -> str:
   name = os.environ.get(ENV_VAR) or name or "auto"
   if name not in KERNELS:
     raise ConfigError(
-      f"unknown kernels {name!r}; use --config.kernels= (or {ENV_VAR}=) one of {', '.join(KERNELS)}."
+      f"unknown kernels {name!r}; set --config.kernels (or {ENV_VAR}) to one of "
+      f"{', '.join(KERNELS)}."
     )
   if name == "auto":
     return "cpu" if jax.default_backend() == "cpu" else "portable"
