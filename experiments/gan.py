@@ -8,21 +8,22 @@ Fashion-MNIST CNN (not "FID", which means Inception features), next to
 ``fd_real_baseline`` (train vs test images, same extractor and count) and
 ``fd_untrained`` (the initial generator); ``class_entropy_bits`` of the CNN's
 predictions on the samples (log2 10 = 3.32 when all classes are generated
-equally often). The CNN is trained once (~10 min) and cached.
+equally often). The CNN is trained once and cached.
 
-Command and expected result (2-core x86 CPU):
+Command and expected result (2-core x86 CPU; run times: docs/performance.md):
 
   python scripts/train.py --config experiments/gan.py --workdir runs/dcgan
-  # DCGAN, 4,000 steps of 64 (~4.3 epochs), ~25 min on a quiet 2-core machine
+  # DCGAN, 4,000 steps of 64 (~4.3 epochs)
   # -> results.json: class_entropy_bits >= 3.0, fd < fd_untrained / 10
   #    measured: fd 27.8 (fd_untrained 312.7, fd_real_baseline 0.235),
   #    class_entropy_bits 3.29, fd_effnet 456 (docs/gans.md)
 
-Variants (``:ARG``, comma-separated words):
-  dcgan (default) | dense | cdcgan | convt   model: the TF-tutorial DCGAN (BENCHMARKS.md), the
-                                             lesson's dense GAN, the class-conditional DCGAN,
-                                             the lesson's PyTorch 4-ConvT DCGAN
-  small        a ~5-minute run (800 steps)
+Variants (``:ARG``, comma-separated words; at most one model, one of small / tiny, one of
+mnist / cifar10):
+  dcgan (default) | dense | cdcgan | convt   model: the TensorFlow tutorial's DCGAN, a dense
+                                             GAN, the class-conditional DCGAN, a DCGAN of four
+                                             transposed convolutions
+  small        a shorter run (800 steps)
   tiny         a few steps, a tiny model and a tiny feature classifier, for tests
   mnist        MNIST through TFDS (when prepared; feature classifier trained on MNIST)
   cifar10      one CIFAR-10 class in colour (``data.class_filter``, default 7 = horse)
@@ -37,44 +38,29 @@ The comparison table (dense vs DCGAN vs conditional DCGAN, same time budget):
 
 import ml_collections
 
-from vision.train import optim
+from experiments import common
 
 MODELS = {"dcgan": "dcgan", "dense": "dense_gan", "cdcgan": "cdcgan", "convt": "dcgan_convt"}
+DATASETS = ("mnist", "cifar10")
+VARIANTS = (*MODELS, *common.SIZES, *DATASETS, "budget")
 
 
 def get_config(arg=None):
-  words = [w for w in (arg or "").split(",") if w]
-  unknown = [w for w in words if w not in (*MODELS, "small", "tiny", "mnist", "cifar10", "budget")]
-  if unknown:
-    raise ValueError(
-      f"unknown variant(s) {unknown}; use words from: {', '.join(MODELS)}, "
-      "small, tiny, mnist, cifar10, budget (comma-separated)."
-    )
-  config = ml_collections.ConfigDict()
-  config.task = "gan"
-  config.seed = 0
-
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "fashion_mnist"
-  config.data.data_dir = ""  # '' -> $TFDS_DATA_DIR or ~/tensorflow_datasets
-  config.data.image_size = ()
-  config.data.train_split = "train"
-  config.data.test_split = "test"
-  config.data.class_filter = ()  # e.g. (7,): train on one class only
+  words = common.parse_words(arg, VARIANTS)
+  size = common.pick(words, common.SIZES)
+  dataset = common.pick(words, DATASETS)
+  config = common.base("gan")
+  config.data = common.data(train_split="train", class_filter=())  # (7,): one class only
+  del config.data.val_split  # no validation: samples and metrics come from the generator
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = next((MODELS[w] for w in words if w in MODELS), "dcgan")
+  config.model.name = MODELS[common.pick(words, MODELS, "dcgan")]
   config.model.latent_dim = 100
-  config.model.upsample_impl = "auto"  # 'phase' on CPU (vision/models/conv.py), 'xla' elsewhere
   config.model.dtype = "float32"
 
   # Separate optimizers for the two players (DCGAN paper: Adam 2e-4, betas 0.5/0.999).
-  config.g_optim = optim.default_config(
-    name="adam", learning_rate=2e-4, schedule="constant", b1=0.5, b2=0.999
-  )
-  config.d_optim = optim.default_config(
-    name="adam", learning_rate=2e-4, schedule="constant", b1=0.5, b2=0.999
-  )
+  config.g_optim = common.optim(name="adam", learning_rate=2e-4, schedule="constant", b1=0.5)
+  config.d_optim = common.optim(name="adam", learning_rate=2e-4, schedule="constant", b1=0.5)
 
   config.gan = ml_collections.ConfigDict()
   config.gan.d_steps = 1  # discriminator updates per generator update
@@ -92,29 +78,23 @@ def get_config(arg=None):
   config.eval.classifier = "experiments/cnn_fashion_mnist.py"  # '' skips fd / entropy
   config.eval.classifier_overrides = ()
   config.eval.classifier_dir = ""  # '' -> ~/.cache/vision/classifiers/<config hash>
-  # fd_effnet in EfficientNet-Lite0 features on this many images (~2 CPU-min for 2,000);
-  # 0 skips it, and it is skipped with a log line when the backbone or weights are missing.
+  # fd_effnet in EfficientNet-Lite0 features on this many images; 0 skips it, and it is
+  # skipped with a log line when the backbone or weights are missing.
   config.eval.effnet_samples = 2000
   config.eval.effnet_size = 96
 
-  config.batch_size = 64
-  config.num_epochs = 0
-  config.num_steps = 4000
-  config.log_every = 50
-  config.eval_every = 0
-  config.checkpoint_every = 500
-  config.keep_checkpoints = 2
-  config.progress = True
+  common.loop(
+    config, num_epochs=0, num_steps=4000, batch_size=64, eval_every=0, checkpoint_every=500
+  )
 
-  if "small" in words:
+  if size == "small":
     config.num_steps = 800
     config.gan.snapshot_every = 100
-  if "mnist" in words:
+  if dataset == "mnist":
     config.data.name = "mnist"
     config.eval.classifier_overrides = ("data.name=mnist", "aug.flip=False")
-  if "cifar10" in words:
+  if dataset == "cifar10":
     config.data.name = "cifar10"
-    config.data.train_split = "train"
     config.data.class_filter = (7,)
     config.gan.snapshot_every = 200
     config.eval.classifier_overrides = (
@@ -127,21 +107,15 @@ def get_config(arg=None):
     config.gan.time_budget_s = 400.0
     config.gan.budget_clock = "process"
     config.gan.snapshot_every = 500
-  if "tiny" in words:
-    config.data.train_split = "train[:512]"
-    config.data.test_split = "test[:256]"
+  if size == "tiny":
+    common.tiny(config, train=512, test=256, num_steps=12, eval_every=0, checkpoint_every=4)
     config.model.name = "cdcgan_tiny" if config.model.name == "cdcgan" else "dcgan_tiny"
     config.model.latent_dim = 8
-    config.batch_size = 32
-    config.num_steps = 12
-    config.log_every = 2
-    config.checkpoint_every = 4
     config.gan.num_samples = 256
     config.gan.grid_size = 16
     config.gan.snapshot_every = 4
     config.eval.classifier = "experiments/cnn_fashion_mnist.py:tiny"
     config.eval.effnet_samples = 0
-    config.progress = False
   return config
 
 

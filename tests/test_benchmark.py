@@ -2,10 +2,14 @@
 
 import json
 
+import jax
+import numpy as np
 import pytest
 
 from tests.conftest import run_script
-from vision import benchmark
+from vision.drivers import benchmark
+from vision.errors import InputError
+from vision.ops import kernels
 
 
 @pytest.mark.parametrize(
@@ -31,9 +35,6 @@ def test_workloads_time_the_real_step(build):
 
 def test_the_timed_step_trains_the_state():
   """The benchmark threads the donated state through the calls, as training does."""
-  import jax
-  import numpy as np
-
   work = benchmark.build_vae(batch_size=8)
   before = jax.tree.map(np.asarray, work.args[0].params)
   step = jax.jit(work.step)
@@ -45,6 +46,15 @@ def test_the_timed_step_trains_the_state():
 
 def test_matmul_rate_is_positive():
   assert benchmark.matmul_rate(n=128, repeats=2) > 1e6
+
+
+def test_run_sets_the_kernels_and_refuses_unknown_workloads():
+  with kernels.use("auto"):  # restores the process-wide choice afterwards
+    first = next(benchmark.run(["pgd"], matmul=1e9, kernel_choice="portable"))
+    assert kernels.current() == "portable"
+  assert first["workload"] == "matmul" and first["kernels"] == "portable"
+  with pytest.raises(InputError, match="unknown workload"):
+    next(benchmark.run(["dcgann"]))
 
 
 def test_script_rejects_unknown_workload():

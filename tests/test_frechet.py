@@ -73,7 +73,7 @@ def test_class_entropy_bits():
 
 def test_config_hash_follows_the_config_but_not_run_time_fields():
   from vision import configs
-  from vision.evaluate.classifier_features import config_hash, resolve_spec
+  from vision.train.feature_classifier import config_hash, resolve_spec
 
   spec = resolve_spec("experiments/cnn_fashion_mnist.py:tiny")
   base = config_hash(configs.load_config(spec))
@@ -83,14 +83,14 @@ def test_config_hash_follows_the_config_but_not_run_time_fields():
 
 @pytest.mark.slow
 def test_classifier_is_trained_once_then_restored(data_env, tmp_path):
-  from vision.evaluate.classifier_features import load_classifier
+  from vision.train.feature_classifier import load_or_train
 
   spec = "experiments/cnn_fashion_mnist.py:tiny"
-  first = load_classifier(spec, cache_root=str(tmp_path))
+  first = load_or_train(spec, cache_root=str(tmp_path))
   folders = lambda: sorted(p for p in os.listdir(tmp_path) if not p.endswith(".lock"))  # noqa: E731
   (folder,) = folders()
   stamp = os.path.getmtime(tmp_path / folder / "results.json")
-  second = load_classifier(spec, cache_root=str(tmp_path))
+  second = load_or_train(spec, cache_root=str(tmp_path))
   assert folders() == [folder]  # no '.partial' left behind
   assert os.path.getmtime(tmp_path / folder / "results.json") == stamp  # not retrained
   images = np.random.default_rng(0).integers(0, 256, (7, 28, 28, 1)).astype(np.uint8)

@@ -13,9 +13,20 @@ import pytest
 from tests.conftest import run_script
 from vision import configs
 from vision.data.sources import Split
+from vision.evaluate.gan_report import effnet_frechet_distance
 from vision.models.registry import create_model
+from vision.ops import kernels
+from vision.train import gan as gan_lib
 from vision.train import loop
-from vision.train.gan import GANTask, ema_decay, to_signed, to_uint8
+from vision.train.gan import (
+  discriminate,
+  discriminator_update,
+  ema_decay,
+  generate,
+  generator_update,
+  to_signed,
+  to_uint8,
+)
 
 TINY = "experiments/gan.py:tiny"
 
@@ -36,12 +47,17 @@ def fake_split(n=64, shape=(28, 28, 1), seed=0) -> Split:
 
 
 def make_task(overrides=(), spec=TINY, num_steps=8):
-  config = configs.load_config(spec, list(overrides))
-  task = GANTask(config, {"train": fake_split()})
-  task.num_steps = num_steps
+  """The task, its model pair and config, its jitted initial state and a batch.
+
+  ``eval.classifier=''``: the step tests need no feature classifier (build would train one).
+  """
+  config = configs.load_config(spec, ["eval.classifier=", *overrides])
+  split = fake_split()
+  task = gan_lib.build(config, {"train": split}, num_steps)
+  gan = gan_lib.create_gan(config, split.image_shape, split.num_classes)
   batch = task.splits["train"].read(np.arange(config.batch_size))
   state = jax.jit(task.init)(jax.random.key(0), batch)
-  return task, state, batch
+  return SimpleNamespace(task=task, gan=gan, config=config, state=state, batch=batch)
 
 
 def leaves_equal(a, b) -> bool:
@@ -103,13 +119,15 @@ def test_dcgan_matches_the_benchmark_architecture():
   assert "bias" not in g_vars["params"]["project"]
 
 
-def test_generator_subpixel_and_xla_agree_with_shared_parameters():
-  fast = create_model("dcgan_tiny", upsample_impl="subpixel")
-  slow = create_model("dcgan_tiny", upsample_impl="xla")
-  z = jax.random.normal(jax.random.key(0), (4, fast.latent_dim))
-  variables = jax.jit(fast.generator.init)(jax.random.key(1), z)
-  a, _ = jax.jit(fast.generator.apply)(variables, z)
-  b, _ = jax.jit(slow.generator.apply)(variables, z)
+def test_generator_cpu_and_portable_kernels_agree_with_shared_parameters():
+  gan = create_model("dcgan_tiny")
+  z = jax.random.normal(jax.random.key(0), (4, gan.latent_dim))
+  variables = jax.jit(gan.generator.init)(jax.random.key(1), z)
+  outs = []
+  for form in ("cpu", "portable"):
+    with kernels.use(form):  # read at trace time: a fresh jitted function per form
+      outs.append(jax.jit(lambda v, z: gan.generator.apply(v, z)[0])(variables, z))
+  a, b = outs
   np.testing.assert_allclose(a, b, atol=1e-5)
   assert float(a.min()) >= -1.0 and float(a.max()) <= 1.0
 
@@ -133,9 +151,10 @@ def test_uint8_round_trip():
 # -- the step -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def base():
-  """One tiny task, its initial state and its jitted step, shared (compiling is the cost)."""
-  task, state, batch = make_task()
-  return task, jax.device_get(state), batch, jax.jit(task.train_step)
+  """One tiny task (with its model pair and config), its initial state and its jitted step,
+  shared (compiling is the cost)."""
+  made = make_task()
+  return made, jax.device_get(made.state), made.batch, jax.jit(made.task.train_step)
 
 
 def test_one_step_changes_both_networks_and_the_average(base):
@@ -153,28 +172,32 @@ def test_one_step_changes_both_networks_and_the_average(base):
 
 
 def test_each_half_of_the_step_touches_only_its_own_network(base):
-  task, state, batch, _ = base
+  made, state, batch, _ = base
+  gan, gan_config = made.gan, made.config.gan
   real, labels = to_signed(batch["image"]), jnp.asarray(batch["label"])
-  z = jax.random.normal(jax.random.key(0), (len(labels), task.latent_dim))
+  z = jax.random.normal(jax.random.key(0), (len(labels), gan.latent_dim))
 
   def d_loss_of_generator(g_params):
     # The discriminator's loss as a function of the generator: the fakes enter it
     # as constants, so its gradient with respect to the generator must be zero.
-    fakes, _, _ = task.generate(
-      state.replace(params={**state.params, "generator": g_params}), z, labels
+    fakes, _, _ = generate(
+      gan.generator, state.replace(params={**state.params, "generator": g_params}), z, labels
     )
-    _, metrics = task.discriminator_update(state, real, labels, fakes, labels, jax.random.key(1))
+    _, metrics = discriminator_update(
+      gan.discriminator, gan_config, state, real, labels, fakes, labels, jax.random.key(1)
+    )
     return metrics["d_loss"]
 
   def g_loss(g_params):
-    (images, _), _ = task.generator.apply(
+    (images, _), _ = gan.generator.apply(
       {"params": g_params, "batch_stats": state.batch_stats["generator"]},
       z,
       labels,
       train=True,
       mutable=["batch_stats"],
     )
-    logits, _ = task.discriminate(
+    logits, _ = discriminate(
+      gan.discriminator,
       state.params["discriminator"],
       state.batch_stats["discriminator"],
       images,
@@ -185,14 +208,17 @@ def test_each_half_of_the_step_touches_only_its_own_network(base):
 
   @jax.jit
   def halves(state):
-    fakes, pullback, g_bs = task.generate(state, z, labels)
-    after_d, _ = task.discriminator_update(state, real, labels, fakes, labels, jax.random.key(1))
+    fakes, pullback, g_bs = generate(gan.generator, state, z, labels)
+    after_d, _ = discriminator_update(
+      gan.discriminator, gan_config, state, real, labels, fakes, labels, jax.random.key(1)
+    )
     # The generator's gradient as generator_update computes it (through the VJP of
     # generate), against plain jax.grad through both networks, same discriminator.
     d_images = jax.grad(
       lambda x: jnp.mean(
         jax.nn.softplus(
-          -task.discriminate(
+          -discriminate(
+            gan.discriminator,
             state.params["discriminator"],
             state.batch_stats["discriminator"],
             x,
@@ -203,8 +229,8 @@ def test_each_half_of_the_step_touches_only_its_own_network(base):
       )
     )(fakes)
     pulled = pullback(d_images)[0]
-    after_g, g_metrics = task.generator_update(
-      after_d, fakes, labels, pullback, g_bs, jax.random.key(2)
+    after_g, g_metrics = generator_update(
+      gan.discriminator, gan_config, after_d, fakes, labels, pullback, g_bs, jax.random.key(2)
     )
     return (
       after_d,
@@ -234,7 +260,7 @@ def test_each_half_of_the_step_touches_only_its_own_network(base):
 
 
 def test_snapshots_of_the_fixed_noise_grid_every_n_steps(base):
-  task, state, batch, step = base  # tiny, num_steps=8: snapshot_every=4 -> slots 0, 4, 8
+  _, state, batch, step = base  # tiny, num_steps=8: snapshot_every=4 -> slots 0, 4, 8
   assert state.snapshots.shape == (3, 16, 28, 28, 1) and state.snapshots.dtype == np.uint8
   first = np.asarray(state.snapshots[0])
   assert first.any()
@@ -247,8 +273,8 @@ def test_snapshots_of_the_fixed_noise_grid_every_n_steps(base):
 
 def test_discriminator_steps_and_label_smoothing(base):
   _, before, batch, base_step = base
-  task, state, _ = make_task(["gan.d_steps=2", "gan.label_smoothing=0.1"])
-  after, _ = jax.jit(task.train_step)(state, batch, jax.random.key(3))
+  made = make_task(["gan.d_steps=2", "gan.label_smoothing=0.1"])
+  after, _ = jax.jit(made.task.train_step)(made.state, batch, jax.random.key(3))
   # Adam counts its updates: two for the discriminator, one for the generator.
   count = lambda opt: int(jax.tree.leaves(opt)[0])  # noqa: E731
   assert count(after.opt_state["discriminator"]) == 2 and count(after.opt_state["generator"]) == 1
@@ -256,22 +282,25 @@ def test_discriminator_steps_and_label_smoothing(base):
   assert not leaves_equal(after.params["discriminator"], reference.params["discriminator"])
 
 
-def test_class_filter_keeps_one_class_in_every_split():
+def test_class_filter_keeps_one_class_in_every_split(monkeypatch):
   config = configs.load_config(TINY, ["data.class_filter=(3,)"])
-  splits = {"train": fake_split(), "test": fake_split(seed=1)}
-  GANTask(config, splits)
+  loaded = {"train": fake_split(), "test": fake_split(seed=1)}
+  # The loop filters the splits it loads ('train[:512]' -> loaded['train']).
+  monkeypatch.setattr(loop, "load_split", lambda data, spec: loaded[spec.split("[")[0]])
+  splits = loop.load_splits(config)
+  assert set(splits) == {"train", "test"}
   for split in splits.values():
     assert len(split) > 0 and set(split.labels.tolist()) == {3}
     assert set(split.read(np.arange(len(split)))["label"].tolist()) == {3}
 
 
 def test_time_budget_stops_after_the_first_timed_step():
-  config = configs.load_config(TINY, ["gan.time_budget_s=1e-9"])
-  task = GANTask(config, {"train": fake_split()})
+  config = configs.load_config(TINY, ["gan.time_budget_s=1e-9", "eval.classifier="])
+  task = gan_lib.build(config, {"train": fake_split()}, 8)
   state = SimpleNamespace(step=jnp.array(3))
   assert not task.should_stop(state)  # starts the clock (after the compiling step)
   assert task.should_stop(state)
-  task = GANTask(configs.load_config(TINY), {"train": fake_split()})
+  task = gan_lib.build(configs.load_config(TINY, ["eval.classifier="]), {"train": fake_split()}, 8)
   assert not task.should_stop(state) and not task.should_stop(state)
 
 
@@ -356,8 +385,6 @@ def test_kill_mid_save_and_resume_is_exact(data_env, tmp_path):
 
 @pytest.mark.slow
 def test_effnet_distance_is_computed_when_available_and_skipped_when_off():
-  from vision.train.gan import effnet_frechet_distance
-
   images = np.random.default_rng(0).integers(0, 256, (24, 28, 28, 1)).astype(np.uint8)
   assert effnet_frechet_distance(images, images, images, 0, 32) == {}
   try:

@@ -1,4 +1,4 @@
-"""Image-space optimization: attacks, visualization parameterizations, style losses, scripts."""
+"""Image-space optimization: attacks, visualization parameterizations, style losses; the drivers."""
 
 import json
 
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_script
-from vision.optimize import attacks, common, style, visualize
+from vision.drivers import attack as attack_driver
+from vision.drivers import inputs
+from vision.errors import ConfigError
+from vision.optimize import attacks, frozen, losses, style, visualize
 
 SIZE = 12
 CLASSES = 5
@@ -48,7 +51,7 @@ def tiny_variables():
 
 @pytest.fixture(scope="module")
 def tiny():
-  return common.logits_fn(MODEL), tiny_variables()
+  return frozen.logits_fn(MODEL), tiny_variables()
 
 
 def grid_images(n=6, seed=0):
@@ -147,7 +150,7 @@ def test_untargeted_success_is_leaving_the_set_of_correct_classes(tiny):
   assert np.asarray(attacks.attack_success(logits, mask)).tolist() == [False, True]
   # With one class the set objective is the cross-entropy.
   one = attacks.attack_objective(logits, jnp.asarray([1, 1]))
-  np.testing.assert_allclose(one, common.cross_entropy(logits, jnp.asarray([1, 1])), rtol=1e-6)
+  np.testing.assert_allclose(one, losses.cross_entropy(logits, jnp.asarray([1, 1])), rtol=1e-6)
   both = attacks.attack_objective(logits, mask[:1].repeat(2, 0))
   expected = -np.log(np.exp(3) + np.exp(2)) + np.log(np.exp(3) + np.exp(2) + 3)
   np.testing.assert_allclose(both, [expected] * 2, rtol=1e-5)
@@ -229,9 +232,9 @@ def test_total_variation_matches_numpy():
     )
     expected[b] = dy + dx
     expected_mean[b] = dy / (4 * 7 * 3) + dx / (5 * 6 * 3)
-  np.testing.assert_allclose(common.total_variation(jnp.asarray(x)), expected, rtol=1e-5)
+  np.testing.assert_allclose(losses.total_variation(jnp.asarray(x)), expected, rtol=1e-5)
   np.testing.assert_allclose(
-    common.total_variation(jnp.asarray(x), "mean"), expected_mean, rtol=1e-5
+    losses.total_variation(jnp.asarray(x), "mean"), expected_mean, rtol=1e-5
   )
 
 
@@ -285,7 +288,7 @@ def test_random_transform_identity_and_shift():
 
 def test_class_and_feature_visualization_improve_their_objectives(tiny):
   _, variables = tiny
-  fn = common.features_fn(MODEL)
+  fn = frozen.features_fn(MODEL)
   param = visualize.ImageParam((2, SIZE, SIZE, 3), "fourier")
   targets = jnp.asarray([1, 3])
   rng = jax.random.key(0)
@@ -338,7 +341,7 @@ def test_style_loss_falls(tiny, optimizer, param, init):
   content = jnp.asarray(rng.uniform(size=(1, 16, 16, 3)), jnp.float32)
   style_image = jnp.asarray(rng.uniform(size=(1, 16, 16, 3)) ** 3, jnp.float32)
   image, history = style.stylize(
-    common.features_fn(MODEL),
+    frozen.features_fn(MODEL),
     variables,
     content,
     style_image,
@@ -362,7 +365,7 @@ def test_style_loss_falls(tiny, optimizer, param, init):
 
 def test_style_losses_are_zero_at_the_targets(tiny):
   _, variables = tiny
-  fn = common.features_fn(MODEL)
+  fn = frozen.features_fn(MODEL)
   x = grid_images(1)
   targets = style.style_targets(fn, variables, x, x, ["conv2"], ["conv1", "conv2"])
   terms = style.style_losses(fn, variables, x, targets, tv_weight=0.0)
@@ -372,28 +375,28 @@ def test_style_losses_are_zero_at_the_targets(tiny):
 
 # -- helpers and scripts --------------------------------------------------------------------------
 def test_imagenet_classes_and_numbers():
-  assert common.imagenet_class("Egyptian cat") == 285
-  assert common.imagenet_class("285") == 285
-  assert common.imagenet_class("tiger cat") == 282
-  with pytest.raises(common.UserError, match="Did you mean"):
-    common.imagenet_class("egyptian kat")
-  assert common.parse_number("8/255") == 8 / 255
-  assert common.parse_number("0.5") == 0.5
-  with pytest.raises(common.UserError):
-    common.parse_number("eight")
-  specs = attacks.parse_image_specs("chelsea, x.png=tabby|285, y.png")
+  assert inputs.imagenet_class("Egyptian cat") == 285
+  assert inputs.imagenet_class("285") == 285
+  assert inputs.imagenet_class("tiger cat") == 282
+  with pytest.raises(ConfigError, match="Did you mean"):
+    inputs.imagenet_class("egyptian kat")
+  assert inputs.parse_number("8/255") == 8 / 255
+  assert inputs.parse_number("0.5") == 0.5
+  with pytest.raises(ConfigError):
+    inputs.parse_number("eight")
+  specs = attack_driver.parse_image_specs("chelsea, x.png=tabby|285, y.png")
   assert specs == [
-    ("chelsea", attacks.PHOTO_CLASSES["chelsea"]),
+    ("chelsea", attack_driver.PHOTO_CLASSES["chelsea"]),
     ("x.png", (281, 285)),
     ("y.png", None),
   ]
 
 
 def test_load_photo_is_on_the_8bit_grid():
-  x = common.load_photo("coffee", 32)
+  x = inputs.load_photo("coffee", 32)
   assert x.shape == (32, 32, 3) and x.dtype == np.float32
   np.testing.assert_allclose(x * 255, np.round(x * 255), atol=1e-4)
-  assert common.load_photo("camera", 16).shape == (16, 16, 3)  # grey -> RGB
+  assert inputs.load_photo("camera", 16).shape == (16, 16, 3)  # grey -> RGB
 
 
 @pytest.mark.parametrize(
@@ -432,7 +435,7 @@ def test_attack_script_fools_efficientnet_on_chelsea(tmp_path):
   assert results["success_rate"] == 1.0
   assert results["all_within_eps"] and results["all_in_range"]
   assert results["max_linf"] <= 8 / 255 + 1e-6
-  saved = common.read_png(str(tmp_path / "adversarial_chelsea.png"))
-  original = common.read_png(str(tmp_path / "original_chelsea.png"))
+  saved = inputs.read_png(str(tmp_path / "adversarial_chelsea.png"))
+  original = inputs.read_png(str(tmp_path / "original_chelsea.png"))
   assert saved.shape == (224, 224, 3)
   assert np.abs(saved - original).max() <= 8 / 255 + 1e-6

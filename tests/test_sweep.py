@@ -4,6 +4,7 @@ import csv
 import os
 
 from tests.conftest import run_script
+from vision.drivers.sweep import point_keys, write_summary
 
 
 def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
@@ -38,8 +39,6 @@ def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
 
 
 def test_summary_has_a_column_for_every_point_key(tmp_path):
-  from vision.sweep import point_keys, write_summary
-
   points = [{"mode": "scratch"}, {"mode": "scratch", "aug.mixup": 0.4}]
   assert point_keys(points) == ["mode", "aug.mixup"]
 

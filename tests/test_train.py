@@ -8,12 +8,15 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_script
 from vision import configs
-from vision.train import loop
+from vision.errors import NonFiniteLossError, WorkdirMismatchError
+from vision.train import classification, loop
 
 TINY = "experiments/cnn_fashion_mnist.py:tiny"
 TIMING_KEYS = ("wall_seconds", "train_seconds")
@@ -55,7 +58,7 @@ def test_tiny_run_writes_outputs(data_env, tmp_path):
 def test_workdir_of_other_config_is_refused(data_env, tmp_path):
   loop.run(configs.load_config(TINY), str(tmp_path))
   other = configs.load_config(TINY, ["model.hidden=48"])
-  with pytest.raises(loop.WorkdirMismatchError) as e:
+  with pytest.raises(WorkdirMismatchError) as e:
     loop.run(other, str(tmp_path))
   assert "model.hidden: 32 -> 48" in str(e.value) and "fresh --workdir" in str(e.value)
   # The first run's results are still there.
@@ -74,7 +77,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path)
       "optim.warmup_steps=2",
     ],
   )
-  with pytest.raises(loop.NonFiniteLossError) as e:
+  with pytest.raises(NonFiniteLossError) as e:
     loop.run(config, str(tmp_path))
   message = str(e.value)
   match = re.search(r"non-finite loss at step (\d+).*last good checkpoint \(step (\d+)\)", message)
@@ -211,17 +214,14 @@ def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
   config = configs.load_config(TINY, ["model.dtype=bfloat16", "num_steps=4", "eval_every=0"])
   results = loop.run(config, str(tmp_path))
   assert np.isfinite(results["test_loss"])
-  import jax
-  import jax.numpy as jnp
 
-  from vision.train.classification import ClassificationTask
-
-  task = ClassificationTask(config, {"train": loop._load_splits(config)["train"]})
-  task.num_steps = 4
+  train = loop.load_splits(config)["train"]
+  task = classification.build(config, {"train": train}, num_steps=4)
   images = np.zeros((2, 28, 28, 1), np.uint8)
   state = task.init(jax.random.key(0), {"image": images})
   assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(state.params))
-  logits, features = task.model.apply(
+  model = classification.make_model(config.model, train.num_classes)
+  logits, features = model.apply(
     {"params": state.params, "batch_stats": state.batch_stats}, images, train=False
   )
   assert features["block1_conv1"].dtype == jnp.bfloat16

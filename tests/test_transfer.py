@@ -8,8 +8,9 @@ import pytest
 from flax import traverse_util
 
 from vision import configs
+from vision.data import pipeline
 from vision.models.registry import create_model
-from vision.train import loop
+from vision.train import loop, transfer
 from vision.weights.cache import save_npz
 
 CONFIG = "experiments/transfer.py"
@@ -32,15 +33,13 @@ def random_checkpoint(name: str, path: str, size: int = 32) -> str:
 
 
 def train_steps(config, steps=1):
-  splits = loop._load_splits(config)
-  task = loop.build_task(config, splits)
-  task.num_steps = 10  # (warm-up is off: a warm-up starts at learning rate 0)
+  """``steps`` steps of the task on one batch: (the backbone's stage layout, the variables
+  before, the keys of those that changed)."""
+  splits = loop.load_splits(config)
+  # (warm-up is off: a warm-up starts at learning rate 0)
+  task = transfer.build(config, splits, num_steps=10)
   batch = next(
-    iter(
-      loop.pipeline.train_batches(
-        splits["train"], batch_size=config.batch_size, num_steps=1, seed=0
-      )
-    )
+    iter(pipeline.train_batches(splits["train"], batch_size=config.batch_size, num_steps=1, seed=0))
   )
   state = task.init(jax.random.key(0), batch)
   before = traverse_util.flatten_dict(
@@ -54,7 +53,8 @@ def train_steps(config, steps=1):
   )
   assert np.isfinite(float(metrics["loss"]))
   changed = {k for k in before if not np.array_equal(before[k], after[k])}
-  return task, before, changed
+  backbone, _ = transfer.load_backbone(config, splits["train"].num_classes)
+  return backbone.stage_layout(), before, changed
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,8 @@ def test_head_mode_changes_only_the_head(data_env, tiny_weights, regularized):
     CONFIG + ":efficientnet_lite_tiny,head,tiny",
     [f"model.weights={tiny_weights}", "optim.warmup_steps=0", *extra],
   )
-  task, before, changed = train_steps(config)
-  head = {n for stage, names in task.backbone.stage_layout() if stage == "head" for n in names}
+  layout, before, changed = train_steps(config)
+  head = {n for stage, names in layout if stage == "head" for n in names}
   assert changed, "the head did not train"
   assert all(k[0] == "params" and k[1] in head for k in changed), sorted(changed)[:5]
   frozen = [k for k in before if k[1] not in head]
@@ -90,8 +90,7 @@ def test_finetune_last_stage_with_bn_train(data_env, tiny_weights):
     ],
   )
   # Two steps: the zero-initialized head passes no gradient down on the first.
-  task, before, changed = train_steps(config, steps=2)
-  layout = task.backbone.stage_layout()
+  layout, before, changed = train_steps(config, steps=2)
   body = [names for stage, names in layout if stage != "head"]
   head = {n for stage, names in layout if stage == "head" for n in names}
   trained = set(body[-1]) | head
@@ -109,14 +108,12 @@ def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypa
   cached = os.listdir(tmp_path / "cache" / "features")
   assert len(cached) == 3  # train, val, test
 
-  from vision.train import transfer
+  original = transfer.compute_features
 
-  original = transfer.TransferTask.compute_features
-
-  def no_extraction(self, split, role):
+  def no_extraction(config, backbone, variables, split, role):
     raise AssertionError(f"features of {role} were extracted again")
 
-  monkeypatch.setattr(transfer.TransferTask, "compute_features", no_extraction)
+  monkeypatch.setattr(transfer, "compute_features", no_extraction)
   config = configs.load_config(CONFIG + ":efficientnet_lite_tiny,probe,tiny", overrides)
   second = loop.run(config, str(tmp_path / "b"))
   assert second["test_accuracy"] == first["test_accuracy"]
@@ -127,9 +124,9 @@ def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypa
   # validation and test features are shared with the full run.
   extracted = []
   monkeypatch.setattr(
-    transfer.TransferTask,
+    transfer,
     "compute_features",
-    lambda self, split, role: extracted.append(role) or original(self, split, role),
+    lambda *args: extracted.append(args[-1]) or original(*args),
   )
   config = configs.load_config(
     CONFIG + ":efficientnet_lite_tiny,probe,tiny", [*overrides, "data.per_class=4", "batch_size=16"]

@@ -2,8 +2,10 @@
 
 ``--config experiments/X.py[:ARG]`` loads a config file, every
 ``--config.FIELD=VALUE`` (or ``--config.FIELD VALUE``) overrides a field of
-the locked config, ``--workdir`` is where the run writes. Known user errors
-print one clear message and exit with status 2 instead of a traceback.
+the locked config, ``--workdir`` is where the run writes. :func:`guarded`
+runs a script's ``main``: every user error (:class:`vision.errors.UserError`,
+a bad command line included) prints one ``error: ...`` line and exits with
+status 2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +15,36 @@ import json
 import logging
 import sys
 
-from vision.errors import UserError
+import jax
+
+from vision.configs import load_config
+from vision.errors import ConfigError, InputError, UserError
 from vision.ops import kernels
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse whose mistakes are user errors (one ``error:`` line, exit 2, from :func:`guarded`)."""
+
+  def error(self, message: str):
+    raise InputError(f"{message} (usage: {self.prog} --help)")
+
+
+def argument_parser(description: str | None) -> ArgumentParser:
+  """A parser that shows ``description`` (a script's docstring) as written."""
+  return ArgumentParser(
+    description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+
+
+def add_kernels_flag(parser: argparse.ArgumentParser) -> None:
+  """``--kernels auto|portable|cpu`` (``args.kernel_choice``): the models' operation forms."""
+  parser.add_argument(
+    "--kernels",
+    dest="kernel_choice",
+    choices=kernels.KERNELS,
+    default="auto",
+    help="operation forms: auto (cpu on the CPU backend, else portable), portable or cpu",
+  )
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -31,17 +61,15 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
         overrides.append(f"{body}={argv[i + 1]}")
         i += 1
       else:
-        raise UserError(f"{arg} needs a value: {arg}=VALUE.")
+        raise ConfigError(f"{arg} needs a value: {arg}=VALUE.")
     else:
       rest.append(arg)
     i += 1
   return rest, overrides
 
 
-def base_parser(description: str | None) -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-    description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
+def base_parser(description: str | None) -> ArgumentParser:
+  parser = argument_parser(description)
   parser.add_argument("--config", required=True, help="experiments/NAME.py[:ARG]")
   parser.add_argument("--workdir", required=True, help="folder for checkpoints and outputs")
   parser.add_argument(
@@ -53,24 +81,22 @@ def base_parser(description: str | None) -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None, description=None, parser=None):
+  """The parsed arguments; ``args.config`` is the loaded config (``args.config_spec`` its spec)."""
   argv = sys.argv[1:] if argv is None else list(argv)
   rest, overrides = split_overrides(argv)
   parser = parser or base_parser(description)
   args = parser.parse_args(rest)
   if args.distributed:
-    import jax
-
     jax.distributed.initialize()
-  from vision.configs import load_config
-
   args.config_spec = args.config
   args.overrides = overrides
   args.config = load_config(args.config, overrides)
   return args
 
 
-def print_results(results: dict) -> None:
-  headline = {k: v for k, v in results.items() if "/" not in k}
+def print_results(results: dict, leave_out=()) -> None:
+  """The scalar-like results as indented JSON (no ``a/b`` keys, none in ``leave_out``)."""
+  headline = {k: v for k, v in results.items() if "/" not in k and k not in leave_out}
   print(json.dumps(headline, indent=2, sort_keys=True))
 
 

@@ -4,6 +4,10 @@ Each experiment file defines ``get_config(arg=None) -> ml_collections.ConfigDict
 and optionally ``get_sweep(arg=None) -> list[dict]`` of overrides. Configs are
 locked after loading, so a typo in an override is an error instead of a
 silently ignored field. Every error names the problem and the fix.
+
+A config file is executed by path. When its folder is a package (``experiments/`` is), the
+folder above goes on ``sys.path`` (at the end, shadowing nothing), so the file can import its
+siblings (``from experiments import common``) whatever the working directory.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import difflib
 import importlib.util
 import inspect
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,12 +26,24 @@ import ml_collections
 from vision.errors import ConfigError  # noqa: F401
 
 
+def _is_config_file(path: str) -> bool:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return "def get_config(" in f.read()
+  except OSError:
+    return False
+
+
 def _experiments_hint(path: str) -> str:
   folder = os.path.dirname(path) or "experiments"
   if not os.path.isdir(folder):
     folder = "experiments"
   try:
-    names = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
+    names = sorted(
+      f
+      for f in os.listdir(folder)
+      if f.endswith(".py") and not f.startswith("_") and _is_config_file(os.path.join(folder, f))
+    )
   except OSError:
     return ""
   return f" Available configs in {folder}/: {', '.join(names)}." if names else ""
@@ -38,9 +55,19 @@ def split_spec(spec: str) -> tuple[str, str | None]:
   return path, (arg if sep else None)
 
 
+def _importable_package_folder(path: str) -> None:
+  """Puts the folder above ``path``'s package (if its folder is one) on ``sys.path``."""
+  folder = os.path.dirname(os.path.abspath(path))
+  if os.path.isfile(os.path.join(folder, "__init__.py")):
+    parent = os.path.dirname(folder)
+    if parent not in sys.path:
+      sys.path.append(parent)
+
+
 def load_module(path: str):
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path!r} not found.{_experiments_hint(path)}")
+  _importable_package_folder(path)
   name = "vision_experiment_" + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)

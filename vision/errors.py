@@ -34,5 +34,9 @@ class WorkdirMismatchError(UserError, ValueError):
   """The workdir holds a run of a different config."""
 
 
+class InputError(UserError, ValueError):
+  """A command-line argument or a named input (an image file, a workload) is missing or wrong."""
+
+
 class NonFiniteLossError(UserError, FloatingPointError):
   """The loss or the parameters became NaN or infinite; the last good checkpoint is kept."""

@@ -34,7 +34,7 @@ def reparameterize(
   """A differentiable sample of N(mean, exp(logvar)): ``mean + exp(0.5 * logvar) * eps``.
 
   ``eps`` ~ N(0, I) is drawn from ``rng`` unless given (e.g. drawn once for a
-  whole batch that is then split, :mod:`vision.train.shards`).
+  whole batch that is then split, :mod:`vision.ops.shards`).
   """
   if eps is None:
     eps = jax.random.normal(rng, mean.shape, mean.dtype)

@@ -1,7 +1,8 @@
-"""Pictures: image grids, training curves, confusion matrices, labelled galleries (PNG)."""
+"""Pictures: image grids, training curves, confusion matrices, galleries, attack curves (PNG)."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image
+from scipy.stats import norm
 
 
 def to_uint8(images) -> np.ndarray:
@@ -36,7 +39,6 @@ def image_grid(images, ncols: int | None = None, pad: int = 2, pad_value: int = 
 
 
 def save_image(path: str, image) -> str:
-  from PIL import Image
 
   image = to_uint8(image)
   if image.ndim == 3 and image.shape[-1] == 1:
@@ -62,16 +64,27 @@ def plot_curves(path: str, records: list[dict], keys: list[tuple[str, str]] | No
   fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5 * max(1, len(keys)), 3.6))
   axes = np.atleast_1d(axes)
   for ax, (name, title) in zip(axes, keys):
-    for prefix, style in (("train", "-"), ("val", "o-")):
-      key = f"{prefix}/{name}"
-      points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-      if points:
-        steps, values = zip(*points)
-        ax.plot(steps, values, style, label=prefix, markersize=3)
-    ax.set_title(title)
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    series = [
+      (f"{prefix}/{name}", prefix, style) for prefix, style in (("train", "-"), ("val", "o-"))
+    ]
+    _plot_series(ax, records, series, title)
+  return _save_figure(fig, path)
+
+
+def _plot_series(ax, records: list[dict], series, title: str) -> None:
+  """One panel: each ``(key, label, style)`` of ``series`` against the step of its records."""
+  for key, label, style in series:
+    points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+    if points:
+      steps, values = zip(*points)
+      ax.plot(steps, values, style, label=label, markersize=3)
+  ax.set_title(title)
+  ax.set_xlabel("step")
+  ax.grid(alpha=0.3)
+  ax.legend()
+
+
+def _save_figure(fig, path: str) -> str:
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -151,7 +164,6 @@ def labelled_rows(path: str, rows, row_titles: list[str], scale: float = 0.55) -
 
 def gaussian_quantile_grid(n: int = 20, low: float = 0.05, high: float = 0.95) -> np.ndarray:
   """``n`` points of a 1-D standard normal at evenly spaced quantiles (the Keras blog's grid)."""
-  from scipy.stats import norm
 
   return norm.ppf(np.linspace(low, high, n))
 
@@ -207,9 +219,6 @@ def plot_latent_grid(path: str, images, values: np.ndarray, title: str = "") -> 
 
 def _save_greyscale(fig, path: str, dpi: int) -> None:
   """Saves a figure as an 8-bit grey PNG: a quarter of the RGBA size for grey pictures."""
-  import io
-
-  from PIL import Image
 
   buffer = io.BytesIO()
   fig.savefig(buffer, dpi=dpi, format="png")
@@ -239,7 +248,6 @@ def evolution_strip(path: str, grids, steps, ncols: int = 10, max_rows: int = 12
 
 def save_gif(path: str, frames, duration_ms: int = 400) -> str:
   """Frames (uint8 [H, W, C]) as a looping animated GIF; the last frame is held longer."""
-  from PIL import Image
 
   frames = [to_uint8(f) for f in frames]
   images = [Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f) for f in frames]
@@ -275,19 +283,8 @@ def plot_gan_losses(path: str, records: list[dict]) -> str:
   )
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
   for ax, panel, title in zip(axes, panels, ("losses", "discriminator outputs")):
-    for key, label in panel:
-      points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-      if points:
-        steps, values = zip(*points)
-        ax.plot(steps, values, label=label)
-    ax.set_title(title)
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3)
-    ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+    _plot_series(ax, records, [(key, label, "-") for key, label in panel], title)
+  return _save_figure(fig, path)
 
 
 def plot_class_histogram(
@@ -306,5 +303,55 @@ def plot_class_histogram(
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+# -- attacks and backbones ----------------------------------------------------------------------
+def plot_robust_accuracy(
+  path: str, eps_list, curves: dict[str, list[float]], title: str, tick_labels: list[str]
+) -> str:
+  """Accuracy vs eps (L-inf, in 8-bit levels on a symlog axis) for each named curve."""
+  levels = [e * 255 for e in eps_list]
+  fig, ax = plt.subplots(figsize=(6.0, 3.8))
+  styles = ["o-", "s-", "^--", "v--", "d:", "x:"]
+  for (label, values), style in zip(curves.items(), styles):
+    ax.plot(levels, values, style, label=label, markersize=4)
+  ax.set_xscale("symlog", linthresh=1)
+  ax.set_xticks(levels, tick_labels, fontsize=7)
+  ax.set_xlabel("eps (L-inf, pixel units)")
+  ax.set_ylabel("accuracy")
+  ax.set_ylim(-0.02, 1.02)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def channel_grid(fmap, max_channels: int = 64) -> np.ndarray:
+  """``[H, W, C]`` -> ``[rows*H, cols*W]`` mosaic of the first channels, each scaled to [0, 1]."""
+  c = min(fmap.shape[-1], max_channels)
+  fmap = np.asarray(fmap)[..., :c].astype(np.float32)
+  lo = fmap.min(axis=(0, 1), keepdims=True)
+  hi = fmap.max(axis=(0, 1), keepdims=True)
+  fmap = (fmap - lo) / np.maximum(hi - lo, 1e-8)
+  cols = int(np.ceil(np.sqrt(c)))
+  rows = int(np.ceil(c / cols))
+  h, w = fmap.shape[:2]
+  pad = np.zeros((h, w, rows * cols - c), np.float32)
+  tiles = np.concatenate([fmap, pad], axis=-1).reshape(h, w, rows, cols)  # [H, W, r, c]
+  return tiles.transpose(2, 0, 3, 1).reshape(rows * h, cols * w)  # [r*H, c*W]
+
+
+def plot_channel_grid(path: str, grid: np.ndarray, title: str) -> str:
+  """A :func:`channel_grid` mosaic in the viridis colour map, 8 inches wide."""
+  fig, ax = plt.subplots(figsize=(8, 8 * grid.shape[0] / grid.shape[1]))
+  ax.imshow(grid, cmap="viridis")
+  ax.set_axis_off()
+  ax.set_title(title)
+  fig.savefig(path, dpi=100, bbox_inches="tight")
   plt.close(fig)
   return path

@@ -16,6 +16,8 @@ import struct
 
 import numpy as np
 import tensorflow_datasets as tfds
+from PIL import Image
+from sklearn.datasets import load_digits
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
@@ -116,8 +118,6 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     order = np.random.default_rng(0).permutation(len(images))
@@ -149,8 +149,6 @@ def folder_classes(root: str) -> list[str]:
 
 def check_image(path: str) -> str | None:
   """Returns None if PIL can fully decode ``path``, else the reason it cannot."""
-  from PIL import Image
-
   try:
     with Image.open(path) as image:
       image.load()
@@ -237,8 +235,6 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
 
 def decode_image(data: bytes, size: tuple[int, int] | None, channels: int = 3) -> np.ndarray:
   """Decodes image bytes to ``uint8 [H, W, C]``, resized to ``size`` (H, W) if given."""
-  from PIL import Image
-
   with Image.open(io.BytesIO(data)) as image:
     image = image.convert("RGB" if channels == 3 else "L")
     if size is not None and image.size != (size[1], size[0]):

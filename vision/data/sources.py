@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from vision.data import builders
 from vision.errors import DatasetError  # noqa: F401
@@ -177,8 +178,6 @@ def load_split(data_config, split: str) -> Split:
     if image.ndim == 2:
       image = image[..., None]
     if size is not None and image.shape[:2] != size:
-      from PIL import Image
-
       pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
       image = np.asarray(pil.resize((size[1], size[0]), Image.BILINEAR), np.uint8)
       image = image if image.ndim == 3 else image[..., None]

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vision import losses
 
@@ -84,8 +85,6 @@ def fixed_binarization(images_uint8, seed: int = 0):
 
   The test protocol: every evaluation of every model sees the same binary test set.
   """
-  import numpy as np
-
   probs = np.asarray(images_uint8, np.float32) / 255.0
   return (np.random.default_rng(seed).random(probs.shape, dtype=np.float32) < probs).astype(
     np.float32

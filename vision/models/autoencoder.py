@@ -27,19 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision.models.layers import ConvTranspose, max_pool_2x2, upsample_nearest
 from vision.models.registry import register
-from vision.models.upsample import ConvTranspose, upsample_nearest
-
-
-def max_pool_2x2_same(x: jax.Array) -> jax.Array:
-  """2x2/2 max pooling with SAME padding (Keras ``MaxPooling2D(padding='same')``): 7 -> 4.
-
-  Written as pad + reshape + max: same values as ``nn.max_pool(..., padding='SAME')``,
-  with a gradient that avoids XLA:CPU's slow select-and-scatter.
-  """
-  b, h, w, c = x.shape
-  x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-jnp.inf)
-  return x.reshape(b, (h + 1) // 2, 2, (w + 1) // 2, 2, c).max(axis=(2, 4))  # [B, H/2, W/2, C]
 
 
 def halvings(size: int, min_size: int) -> list[int]:
@@ -66,7 +55,7 @@ class ConvEncoder(nn.Module):
     for i, width in enumerate(self.widths):
       x = nn.relu(nn.Conv(width, (3, 3), dtype=self.dtype, name=f"conv{i + 1}")(x))
       if max(x.shape[1:3]) > self.min_size:
-        x = max_pool_2x2_same(x)
+        x = max_pool_2x2(x, "SAME")  # as Keras pools: 7 -> 4
       features[f"block{i + 1}"] = x
     features["code"] = x
     if self.latent_dim:
@@ -80,7 +69,7 @@ class ConvDecoder(nn.Module):
   """Mirror of :class:`ConvEncoder`: Conv(3x3, ReLU) then x2 upsampling, cropped to size.
 
   ``upsample='nearest'`` is the lesson's ``UpSampling2D``; ``'learned'`` uses a
-  stride-2 transposed convolution (sub-pixel on CPU).
+  stride-2 transposed convolution.
   """
 
   output_shape: Sequence[int] = (28, 28, 1)

@@ -8,7 +8,7 @@ loss). Both return ``(output, features)``.
 * :class:`DenseGenerator` / :class:`DenseDiscriminator`: the lesson's
   fully-connected GAN, 100-256-512-1024-784 with batch norm, and 784-512-256-1.
 * :class:`DCGANGenerator` / :class:`DCGANDiscriminator`: exactly the ``dcgan``
-  workload of BENCHMARKS.md (the TensorFlow DCGAN tutorial): Dense to 7x7x256,
+  benchmark workload (the TensorFlow DCGAN tutorial): Dense to 7x7x256,
   ConvT 128 (s1), ConvT 64 (s2), ConvT C (s2), 5x5 kernels; a two-conv
   discriminator with dropout. With ``num_classes`` set they become the
   class-conditional DCGAN: a label embedding is concatenated to ``z``, and the
@@ -18,9 +18,9 @@ loss). Both return ``(output, features)``.
   DCGAN, four transposed convolutions 1 -> 3 -> 7 -> 14 -> 28 and four strided
   convolutions with batch norm back down to one logit.
 
-Stride-2 transposed convolutions use :class:`vision.models.upsample.ConvTranspose`,
-which computes them in sub-pixel form on CPU: XLA:CPU lowers the gradient of a
-stride-2 ``lax.conv_transpose`` to a window-dilated convolution ~7x slower.
+The SAME transposed convolutions, the DCGAN discriminator's convolutions and
+its dropout are :mod:`vision.models.layers`' ``ConvTranspose``, ``Conv`` and
+``Dropout``: Flax's parameters and masks, computed through :mod:`vision.ops`.
 Conv GANs use the DCGAN paper's N(0, 0.02) initialization (batch-norm scales
 N(1, 0.02)). The factories registered here return a :class:`GAN` pair.
 """
@@ -34,10 +34,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision.models.conv import Conv
-from vision.models.dropout import Dropout
+from vision.models.layers import Conv, ConvTranspose, Dropout
 from vision.models.registry import register
-from vision.models.upsample import ConvTranspose
 
 DCGAN_INIT = nn.initializers.normal(0.02)
 
@@ -126,7 +124,6 @@ class DCGANGenerator(nn.Module):
   label_dim: int = 32
   bn_momentum: float = 0.9
   negative_slope: float = 0.3
-  upsample_impl: str = "auto"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -160,7 +157,6 @@ class DCGANGenerator(nn.Module):
         k,
         (stride, stride),
         use_bias=False,
-        impl=self.upsample_impl,
         kernel_init=DCGAN_INIT,
         dtype=self.dtype,
         name=f"convt{i + 1}",
@@ -172,7 +168,6 @@ class DCGANGenerator(nn.Module):
       k,
       (2, 2),
       use_bias=False,
-      impl=self.upsample_impl,
       kernel_init=DCGAN_INIT,
       dtype=self.dtype,
       name="convt3",
@@ -190,7 +185,6 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int = 0
   negative_slope: float = 0.3
   dtype: jnp.dtype = jnp.float32
-  dropout_impl: str = "auto"  # vision.models.dropout: same masks as nn.Dropout, fast on CPU
 
   @nn.compact
   def __call__(self, images, labels=None, *, train: bool = False):
@@ -217,7 +211,7 @@ class DCGANDiscriminator(nn.Module):
       )(x)
       x = nn.leaky_relu(x, self.negative_slope)
       features[f"conv{i + 1}"] = x  # [B, H/2, W/2, 64], then [B, H/4, W/4, 128]
-      x = Dropout(self.dropout, deterministic=not train, impl=self.dropout_impl)(x)
+      x = Dropout(self.dropout, deterministic=not train)(x)
     x = x.reshape(b, -1)  # [B, H/4 * W/4 * 128]
     logits = nn.Dense(1, kernel_init=DCGAN_INIT, dtype=self.dtype, name="out")(x)[:, 0]
     if self.num_classes:
@@ -235,13 +229,12 @@ class ConvTGenerator(nn.Module):
   1x1 -> ConvT(256, 3x3, s2, VALID) -> 3x3 -> ConvT(128, 3x3, s2, VALID) -> 7x7 ->
   ConvT(64, 4x4, s2, SAME) -> 14x14 -> ConvT(C, 4x4, s2, SAME) -> 28x28 -> tanh, batch norm
   and ReLU between. The two small VALID layers use ``nn.ConvTranspose`` (their outputs are
-  at most 7x7, where XLA's form costs little); the two large ones the sub-pixel form.
+  at most 7x7, where XLA's form costs little); the two large ones :class:`ConvTranspose`.
   """
 
   image_shape: Sequence[int] = (28, 28, 1)
   widths: Sequence[int] = (256, 128, 64)
   bn_momentum: float = 0.9
-  upsample_impl: str = "auto"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -271,7 +264,6 @@ class ConvTGenerator(nn.Module):
       (4, 4),
       (2, 2),
       use_bias=False,
-      impl=self.upsample_impl,
       kernel_init=DCGAN_INIT,
       dtype=self.dtype,
       name="convt3",
@@ -283,7 +275,6 @@ class ConvTGenerator(nn.Module):
       (4, 4),
       (2, 2),
       use_bias=False,
-      impl=self.upsample_impl,
       kernel_init=DCGAN_INIT,
       dtype=self.dtype,
       name="convt4",
@@ -336,38 +327,29 @@ class StridedDiscriminator(nn.Module):
 
 
 # -- factories ------------------------------------------------------------------------------------
-@register("dense_gan")
-def dense_gan(
-  image_shape=(28, 28, 1),
-  num_classes: int = 0,
-  latent_dim: int = 100,
-  dtype=jnp.float32,
-  upsample_impl: str = "auto",
-) -> GAN:
-  del num_classes, upsample_impl
-  return GAN(
-    DenseGenerator(tuple(image_shape), dtype=dtype),
-    DenseDiscriminator(dtype=dtype),
-    latent_dim,
-    False,
-  )
+def _unconditional(generator_cls, discriminator_cls, doc: str):
+  """A factory of the unconditional pair of these two classes (labels ignored)."""
+
+  def factory(
+    image_shape=(28, 28, 1), num_classes: int = 0, latent_dim: int = 100, dtype=jnp.float32
+  ):
+    del num_classes
+    generator = generator_cls(tuple(image_shape), dtype=dtype)
+    return GAN(generator, discriminator_cls(dtype=dtype), latent_dim, False)
+
+  factory.__doc__ = doc
+  return factory
 
 
-@register("dcgan")
-def dcgan(
-  image_shape=(28, 28, 1),
-  num_classes: int = 0,
-  latent_dim: int = 100,
-  dtype=jnp.float32,
-  upsample_impl: str = "auto",
-) -> GAN:
-  del num_classes
-  return GAN(
-    DCGANGenerator(tuple(image_shape), upsample_impl=upsample_impl, dtype=dtype),
-    DCGANDiscriminator(dtype=dtype),
-    latent_dim,
-    False,
-  )
+dense_gan = register("dense_gan")(
+  _unconditional(DenseGenerator, DenseDiscriminator, "The dense GAN (MLP generator and critic).")
+)
+dcgan = register("dcgan")(
+  _unconditional(DCGANGenerator, DCGANDiscriminator, "The DCGAN-28 of the `dcgan` benchmark.")
+)
+dcgan_convt = register("dcgan_convt")(
+  _unconditional(ConvTGenerator, StridedDiscriminator, "The four-ConvT DCGAN, strided critic.")
+)
 
 
 @register("cdcgan")
@@ -376,38 +358,27 @@ def cdcgan(
   num_classes: int = 10,
   latent_dim: int = 100,
   dtype=jnp.float32,
-  upsample_impl: str = "auto",
 ) -> GAN:
+  """The class-conditional DCGAN: both networks see a learned embedding of the label."""
   if num_classes < 2:
     raise ValueError(f"the conditional DCGAN needs num_classes >= 2, got {num_classes}.")
   return GAN(
-    DCGANGenerator(
-      tuple(image_shape), num_classes=num_classes, upsample_impl=upsample_impl, dtype=dtype
-    ),
+    DCGANGenerator(tuple(image_shape), num_classes=num_classes, dtype=dtype),
     DCGANDiscriminator(num_classes=num_classes, dtype=dtype),
     latent_dim,
     True,
   )
 
 
-@register("dcgan_convt")
-def dcgan_convt(
+@register("cdcgan_tiny")
+def tiny_gan(
   image_shape=(28, 28, 1),
-  num_classes: int = 0,
-  latent_dim: int = 100,
+  num_classes: int = 10,
+  latent_dim: int = 8,
   dtype=jnp.float32,
-  upsample_impl: str = "auto",
 ) -> GAN:
-  del num_classes
-  return GAN(
-    ConvTGenerator(tuple(image_shape), upsample_impl=upsample_impl, dtype=dtype),
-    StridedDiscriminator(dtype=dtype),
-    latent_dim,
-    False,
-  )
-
-
-def _tiny(image_shape, num_classes, latent_dim, dtype, upsample_impl) -> GAN:
+  """A narrow DCGAN for tests (3x3 kernels, widths 16-8-8 / 8-16), conditional when
+  ``num_classes`` > 0; ``dcgan_tiny`` is its unconditional form."""
   return GAN(
     DCGANGenerator(
       tuple(image_shape),
@@ -415,7 +386,6 @@ def _tiny(image_shape, num_classes, latent_dim, dtype, upsample_impl) -> GAN:
       kernel_size=3,
       num_classes=num_classes,
       label_dim=4,
-      upsample_impl=upsample_impl,
       dtype=dtype,
     ),
     DCGANDiscriminator(widths=(8, 16), kernel_size=3, num_classes=num_classes, dtype=dtype),
@@ -426,24 +396,8 @@ def _tiny(image_shape, num_classes, latent_dim, dtype, upsample_impl) -> GAN:
 
 @register("dcgan_tiny")
 def dcgan_tiny(
-  image_shape=(28, 28, 1),
-  num_classes: int = 0,
-  latent_dim: int = 8,
-  dtype=jnp.float32,
-  upsample_impl: str = "auto",
-) -> GAN:
-  """A narrow DCGAN (3x3 kernels, widths 16-8-8 / 8-16) for tests."""
+  image_shape=(28, 28, 1), num_classes: int = 0, latent_dim: int = 8, dtype=jnp.float32
+):
+  """The unconditional ``tiny_gan`` (labels ignored)."""
   del num_classes
-  return _tiny(image_shape, 0, latent_dim, dtype, upsample_impl)
-
-
-@register("cdcgan_tiny")
-def cdcgan_tiny(
-  image_shape=(28, 28, 1),
-  num_classes: int = 10,
-  latent_dim: int = 8,
-  dtype=jnp.float32,
-  upsample_impl: str = "auto",
-) -> GAN:
-  """The conditional variant of ``dcgan_tiny``."""
-  return _tiny(image_shape, num_classes, latent_dim, dtype, upsample_impl)
+  return tiny_gan(image_shape, 0, latent_dim, dtype)

@@ -1,18 +1,27 @@
-"""Layers shared by the pretrained backbones.
+"""The layers the models are built from, and the helpers of the pretrained backbones.
 
-* ``DepthwiseConv``: a depthwise convolution with two interchangeable
-  implementations. XLA:CPU lowers ``feature_group_count=C`` convolutions to a
-  slow generic path (about 10x slower than PyTorch, forward and gradient, see
-  BENCHMARKS.md), while the same function written as k*k shifted
-  multiply-adds over a padded input runs at PyTorch speed. On GPU the grouped
-  convolution is the better kernel. Both keep Flax's grouped-conv parameter
-  layout, so converted weights are shared.
+Layers (Flax modules): :class:`Conv`, :class:`ConvTranspose`,
+:class:`DepthwiseConv`, :class:`Dropout` and the :class:`Upsample` block. Each
+computes through :mod:`vision.ops`, so the process-wide ``kernels`` switch
+(:mod:`vision.ops.kernels`) chooses between the portable ``lax`` form and the
+forms XLA:CPU runs faster; every form computes the same function with the same
+parameters. ``Conv``, ``ConvTranspose`` and ``Dropout`` are drop-ins for
+``nn.Conv``, ``nn.ConvTranspose(padding='SAME')`` and ``nn.Dropout`` (same
+fields, defaults and parameter trees); :data:`backbone_conv` is ``Conv`` with
+the backbones' defaults (no bias, symmetric padding, He fan-out init).
+
+Helpers:
+
 * ``tf_same_padding``: TensorFlow's "SAME" padding, which pads asymmetrically
   (more at the end) when the total padding is odd; weights trained in
-  TensorFlow (EfficientNet-Lite, Keras MobileNetV2) depend on it exactly.
+  TensorFlow (EfficientNet-Lite, Keras MobileNetV2) depend on it exactly. It is
+  also ``lax``'s 'SAME'.
 * ``preprocess_images``: the input conventions of the original weights, so
   every backbone takes images in [0, 1] (or uint8) and normalizes inside.
-* ``BatchNorm`` / ``adaptive_avg_pool`` helpers.
+* ``max_pool_2x2``: 2x2 max pooling as a reshape and a max (plain pooling on
+  every backend; its gradient is a max reduction's, which avoids XLA:CPU's
+  slow select-and-scatter).
+* ``upsample_nearest``, ``batch_norm``, ``adaptive_avg_pool``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vision.models.conv import conv2d, convolve, depthwise_adjoint  # noqa: F401 - conv2d re-exported
+from vision.ops import conv, depthwise, dropout
 
 Dtype = Any
 PaddingLike = str | int | Sequence[tuple[int, int]]
@@ -108,137 +117,91 @@ def resolve_padding(
   return [tuple(p) for p in padding]
 
 
-# The kernel gradient of stride-1 'shift' depthwise convolutions scanned image by
-# image (same function and gradients; a switch for benchmarks and tests).
-DEPTHWISE_KERNEL_GRAD_PER_IMAGE = True
-# The input gradient of 'shift' depthwise convolutions by phases of the input
-# (vision.models.conv.depthwise_adjoint) instead of autodiff's interior-padded
-# sum; same function and gradients, a switch for benchmarks and tests.
-DEPTHWISE_INPUT_GRAD_BY_PHASE = True
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+  return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def default_depthwise_impl() -> str:
-  """``'shift'`` on CPU (grouped convs are slow in XLA:CPU), ``'xla'`` elsewhere."""
-  return "shift" if jax.default_backend() == "cpu" else "xla"
+class Conv(nn.Module):
+  """``nn.Conv`` for 2-D NHWC inputs, computed by :func:`vision.ops.conv.conv`.
 
-
-def _depthwise_shift(x, kernel, strides, pads):
-  """Depthwise conv as k*k shifted multiply-adds. x [B, H, W, C], kernel [kh, kw, 1, C]."""
-  kh, kw = kernel.shape[:2]
-  sh, sw = strides
-  x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  b, hp, wp, c = x.shape
-  oh = (hp - kh) // sh + 1
-  ow = (wp - kw) // sw + 1
-  # Strided slices were measured as fast as (or faster than) a space-to-depth
-  # phase split on XLA:CPU, forward and gradient, so stride 2 uses them too.
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      patch = lax.slice(
-        x, (0, i, j, 0), (b, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (1, sh, sw, 1)
-      )
-      term = patch * kernel[i, j, 0]  # [B, oh, ow, C]
-      out = term if out is None else out + term
-  return out
-
-
-def _depthwise_kernel_grad_per_image(x, g, kernel_shape, strides, pads):
-  """``d/dkernel`` of ``_depthwise_shift``: per tap, sum(shifted window of x * g).
-
-  Scanned over the batch one image at a time, so that the k*k windows of an
-  image are read while it is still in cache: on XLA:CPU this is 1.5-4x faster
-  than the whole-batch reductions autodiff produces for stride-1 layers
-  (docs/performance.md). Stride 2 reads are strided either way, no faster.
+  Same parameters (``kernel`` [kh, kw, Cin, Cout], ``bias`` [Cout]) and defaults
+  as ``nn.Conv``, so the two are interchangeable in a checkpoint. ``padding``
+  is ``'SAME'`` (= ``'TF_SAME'``), ``'VALID'``, ``'SYMMETRIC'`` (``k // 2`` on
+  both sides, PyTorch's usual choice), an int or explicit pairs
+  (:func:`resolve_padding`).
   """
-  kh, kw = kernel_shape[:2]
-  sh, sw = strides
-  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  _, hp, wp, c = xp.shape
-  oh, ow = g.shape[1:3]
 
-  def one_image(acc, xg):
-    xi, gi = xg  # [hp, wp, C], [oh, ow, C]
-    taps = [
-      jnp.sum(
-        lax.slice(xi, (i, j, 0), (i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (sh, sw, 1))
-        * gi,
-        axis=(0, 1),
-      )
-      for i in range(kh)
-      for j in range(kw)
-    ]
-    return acc + jnp.stack(taps).reshape(kh, kw, 1, c).astype(acc.dtype), None
+  features: int
+  kernel_size: int | Sequence[int] = (3, 3)
+  strides: int | Sequence[int] = 1
+  padding: PaddingLike = "SAME"
+  use_bias: bool = True
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
 
-  init = jnp.zeros(kernel_shape, jnp.promote_types(x.dtype, jnp.float32))
-  return lax.scan(one_image, init, (xp, g))[0]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _depthwise_shift_scan(x, kernel, strides, pads):
-  return _depthwise_shift(x, kernel, strides, pads)
-
-
-def _depthwise_shift_scan_fwd(x, kernel, strides, pads):
-  return _depthwise_shift(x, kernel, strides, pads), (x, kernel)
-
-
-def _depthwise_shift_scan_bwd(strides, pads, res, g):
-  x, kernel = res
-  if DEPTHWISE_INPUT_GRAD_BY_PHASE:
-    gx = depthwise_adjoint(g, kernel, strides, pads, x.shape[1:3])
-  else:
-    _, x_vjp = jax.vjp(lambda x_: _depthwise_shift(x_, kernel, strides, pads), x)
-    (gx,) = x_vjp(g)
-  gk = _depthwise_kernel_grad_per_image(x, g, kernel.shape, strides, pads)
-  return gx, gk.astype(kernel.dtype)
-
-
-_depthwise_shift_scan.defvjp(_depthwise_shift_scan_fwd, _depthwise_shift_scan_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _depthwise_shift_strided(x, kernel, strides, pads):
-  return _depthwise_shift(x, kernel, strides, pads)
-
-
-def _depthwise_shift_strided_bwd(strides, pads, res, g):
-  """Input gradient by phases (:func:`vision.models.conv.depthwise_adjoint`); the kernel
-  gradient as autodiff makes it (whole-batch reductions; per image was no faster at stride 2)."""
-  x, kernel = res
-  gx = depthwise_adjoint(g, kernel, strides, pads, x.shape[1:3])
-  _, k_vjp = jax.vjp(lambda k: _depthwise_shift(x, k, strides, pads), kernel)
-  (gk,) = k_vjp(g)
-  return gx, gk
-
-
-_depthwise_shift_strided.defvjp(_depthwise_shift_scan_fwd, _depthwise_shift_strided_bwd)
-
-
-def depthwise_conv(x, kernel, strides=(1, 1), padding=((0, 0), (0, 0)), impl="shift"):
-  """Functional depthwise convolution (multiplier 1). kernel: ``[kh, kw, 1, C]``."""
-  strides = tuple(strides)
-  pads = [tuple(p) for p in padding]
-  if impl == "shift":
-    if strides == (1, 1) and DEPTHWISE_KERNEL_GRAD_PER_IMAGE:
-      return _depthwise_shift_scan(x, kernel, strides, pads)
-    if strides != (1, 1) and DEPTHWISE_INPUT_GRAD_BY_PHASE:
-      return _depthwise_shift_strided(x, kernel, strides, pads)
-    return _depthwise_shift(x, kernel, strides, pads)
-  if impl == "xla":
-    return lax.conv_general_dilated(
-      x,
-      kernel,
-      window_strides=strides,
-      padding=pads,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      feature_group_count=x.shape[-1],
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    ks, st = _pair(self.kernel_size), _pair(self.strides)
+    pads = resolve_padding(self.padding, x.shape[1:3], ks, st)
+    kernel = self.param(
+      "kernel", self.kernel_init, (*ks, x.shape[-1], self.features), self.param_dtype
     )
-  raise ValueError(f"unknown depthwise impl {impl!r}; expected 'shift' or 'xla'")
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv.conv(x, kernel, st, pads)
+    return y if bias is None else y + bias
+
+
+# The backbones' initialization (He normal on the fan-out, truncated, as torchvision's).
+BACKBONE_KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal")
+# The backbones' convolution: no bias, PyTorch's symmetric padding, BACKBONE_KERNEL_INIT.
+backbone_conv = functools.partial(
+  Conv, padding="SYMMETRIC", use_bias=False, kernel_init=BACKBONE_KERNEL_INIT
+)
+
+
+class ConvTranspose(nn.Module):
+  """``nn.ConvTranspose(padding='SAME')`` (flax's ``transpose_kernel=False``), computed by
+  :func:`vision.ops.conv.conv_transpose`: same parameters (``kernel`` [kh, kw, in, out],
+  ``bias`` [out]), same function."""
+
+  features: int
+  kernel_size: Sequence[int] = (3, 3)
+  strides: int | Sequence[int] = (2, 2)
+  padding: str = "SAME"
+  use_bias: bool = True
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.padding != "SAME":
+      raise ValueError(f"only padding='SAME' is supported, not {self.padding!r}.")
+    kernel_size, strides = _pair(self.kernel_size), _pair(self.strides)
+    kernel = self.param(
+      "kernel", self.kernel_init, (*kernel_size, x.shape[-1], self.features), self.param_dtype
+    )
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv.conv_transpose(x, kernel, strides)
+    return y if bias is None else y + bias
 
 
 class DepthwiseConv(nn.Module):
-  """Depthwise 2D convolution (one filter per channel), parameter ``kernel [kh, kw, 1, C]``.
+  """Depthwise 2D convolution (one filter per channel), parameter ``kernel [kh, kw, 1, C]``,
+  computed by :func:`vision.ops.depthwise.depthwise_conv`.
 
   Attributes:
     kernel_size: int or (kh, kw).
@@ -246,8 +209,6 @@ class DepthwiseConv(nn.Module):
     padding: ``'TF_SAME'``, ``'SYMMETRIC'``, ``'VALID'``, int, or explicit
       ``((top, bottom), (left, right))``.
     use_bias: add a per-channel bias.
-    impl: ``'shift'`` (shifted multiply-adds), ``'xla'`` (grouped conv), or
-      None for ``default_depthwise_impl()``. Same function and parameters.
     dtype: compute dtype; parameters stay ``param_dtype``.
   """
 
@@ -255,7 +216,6 @@ class DepthwiseConv(nn.Module):
   strides: int | Sequence[int] = 1
   padding: PaddingLike = "SYMMETRIC"
   use_bias: bool = False
-  impl: str | None = None
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   kernel_init: Any = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
@@ -263,49 +223,89 @@ class DepthwiseConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
-    st = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
+    ks, st = _pair(self.kernel_size), _pair(self.strides)
     channels = x.shape[-1]
     kernel = self.param("kernel", self.kernel_init, ks + (1, channels), self.param_dtype)
     pads = resolve_padding(self.padding, x.shape[1:3], ks, st)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    y = depthwise_conv(x, kernel, st, pads, self.impl or default_depthwise_impl())
+    y = depthwise.depthwise_conv(x, kernel, st, pads)
     if self.use_bias:
       bias = self.param("bias", self.bias_init, (channels,), self.param_dtype)
       y = y + bias.astype(self.dtype)
     return y
 
 
-class Conv(nn.Module):
-  """Standard convolution, parameters ``kernel [kh, kw, Cin, Cout]`` (+ ``bias``).
+class Dropout(nn.Module):
+  """``flax.linen.Dropout`` with the mask of :func:`vision.ops.dropout.bernoulli`: same
+  fields, same masks for the same key, same outputs."""
 
-  Like ``nn.Conv`` but the padding may be ``'TF_SAME'`` or ``'SYMMETRIC'``,
-  resolved against the actual input size.
+  rate: float
+  broadcast_dims: Sequence[int] = ()
+  deterministic: bool | None = None
+  rng_collection: str = "dropout"
+
+  @nn.compact
+  def __call__(self, inputs, deterministic: bool | None = None, rng=None):
+    deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+    if self.rate == 0.0 or deterministic:
+      return inputs
+    if self.rate == 1.0:
+      return jnp.zeros_like(inputs)
+    keep_prob = 1.0 - self.rate
+    if rng is None:
+      rng = self.make_rng(self.rng_collection)
+    shape = list(inputs.shape)
+    for dim in self.broadcast_dims:
+      shape[dim] = 1
+    mask = jnp.broadcast_to(dropout.bernoulli(rng, keep_prob, shape), inputs.shape)
+    return lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+
+
+class Upsample(nn.Module):
+  """A learned x``factor`` upsampling block: ``ConvTranspose(stride=factor)`` then an activation.
+
+  ``activation=None`` leaves the output linear (e.g. logits).
   """
 
   features: int
-  kernel_size: int | Sequence[int] = 3
-  strides: int | Sequence[int] = 1
-  padding: PaddingLike = "SYMMETRIC"
-  use_bias: bool = False
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-  kernel_init: Any = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal")
-  bias_init: Any = nn.initializers.zeros
+  kernel_size: Sequence[int] = (3, 3)
+  factor: int = 2
+  activation: str | None = "relu"
+  dtype: Dtype | None = None
 
   @nn.compact
-  def __call__(self, x):
-    ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
-    st = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
-    pads = resolve_padding(self.padding, x.shape[1:3], ks, st)
-    kernel = self.param(
-      "kernel", self.kernel_init, ks + (x.shape[-1], self.features), self.param_dtype
-    )
-    y = convolve(x.astype(self.dtype), kernel.astype(self.dtype), st, pads)
-    if self.use_bias:
-      bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-      y = y + bias.astype(self.dtype)
-    return y
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = ConvTranspose(
+      self.features, self.kernel_size, (self.factor, self.factor), dtype=self.dtype, name="conv"
+    )(x)
+    return getattr(nn, self.activation)(x) if self.activation else x
+
+
+def max_pool_2x2(x: jax.Array, padding: str = "VALID") -> jax.Array:
+  """2x2/2 max pooling of [B, H, W, C] as a reshape and a max.
+
+  ``'VALID'`` drops an odd last row/column; ``'SAME'`` (Keras
+  ``MaxPooling2D(padding='same')``: 7 -> 4) pads it with -inf. Same values as
+  ``nn.max_pool(x, (2, 2), (2, 2), padding)``; the gradient is a max
+  reduction's, which avoids XLA:CPU's slow select-and-scatter and is an
+  ordinary reduction on every other backend too.
+  """
+  b, h, w, c = x.shape
+  if padding == "SAME":
+    x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-jnp.inf)
+    h, w = h + h % 2, w + w % 2
+  elif padding == "VALID":
+    x = x[:, : h // 2 * 2, : w // 2 * 2]
+  else:
+    raise ValueError(f"max_pool_2x2 padding must be 'VALID' or 'SAME', not {padding!r}.")
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # [B, H/2, W/2, C]
+
+
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+  """Nearest-neighbour upsampling (Keras ``UpSampling2D``) of [B, H, W, C] by ``factor``."""
+  b, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+  return x.reshape(b, h * factor, w * factor, c)  # [B, factor*H, factor*W, C]
 
 
 def batch_norm(train: bool, *, momentum: float, epsilon: float, dtype: Dtype, name: str):
@@ -344,14 +344,17 @@ relu6 = jax.nn.relu6
 
 __all__ = [
   "Conv",
+  "ConvTranspose",
   "DepthwiseConv",
+  "Dropout",
+  "Upsample",
   "adaptive_avg_pool",
+  "backbone_conv",
   "batch_norm",
-  "conv2d",
-  "default_depthwise_impl",
-  "depthwise_conv",
+  "max_pool_2x2",
   "preprocess_images",
   "relu6",
   "resolve_padding",
   "tf_same_padding",
+  "upsample_nearest",
 ]

@@ -21,8 +21,14 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vision.models.dropout import Dropout
-from vision.models.layers import Conv, DepthwiseConv, batch_norm, preprocess_images, relu6
+from vision.models.layers import (
+  DepthwiseConv,
+  Dropout,
+  backbone_conv,
+  batch_norm,
+  preprocess_images,
+  relu6,
+)
 
 Dtype = Any
 
@@ -57,7 +63,6 @@ class InvertedResidual(nn.Module):
   padding: str = "SYMMETRIC"
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  depthwise_impl: str | None = None
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -69,18 +74,17 @@ class InvertedResidual(nn.Module):
     y = x
     if self.expand_ratio != 1:
       hidden = in_features * self.expand_ratio
-      y = Conv(hidden, 1, padding="VALID", dtype=self.dtype, name="expand_conv")(y)
+      y = backbone_conv(hidden, 1, padding="VALID", dtype=self.dtype, name="expand_conv")(y)
       y = relu6(bn("expand_bn")(y))
     y = DepthwiseConv(
       self.kernel_size,
       self.strides,
       padding=self.padding,
-      impl=self.depthwise_impl,
       dtype=self.dtype,
       name="depthwise_conv",
     )(y)
     y = relu6(bn("depthwise_bn")(y))
-    y = Conv(self.features, 1, padding="VALID", dtype=self.dtype, name="project_conv")(y)
+    y = backbone_conv(self.features, 1, padding="VALID", dtype=self.dtype, name="project_conv")(y)
     y = bn("project_bn")(y)
     if self.strides == 1 and in_features == self.features:
       y = y + x
@@ -100,7 +104,6 @@ class InvertedResidualNet(nn.Module):
     preprocess: input convention of the weights (see ``preprocess_images``).
     padding: ``'SYMMETRIC'`` (PyTorch) or ``'TF_SAME'`` (TensorFlow/Keras).
     bn_momentum: Flax momentum (1 - PyTorch momentum).
-    depthwise_impl: ``'shift'``/``'xla'``/None (backend default).
     dropout_rate: dropout before the classifier (needs a ``'dropout'`` rng when training).
     dtype: compute dtype; parameters stay float32.
   """
@@ -113,7 +116,6 @@ class InvertedResidualNet(nn.Module):
   padding: str = "SYMMETRIC"
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  depthwise_impl: str | None = None
   dropout_rate: float = 0.0
   dtype: Dtype = jnp.float32
 
@@ -136,7 +138,9 @@ class InvertedResidualNet(nn.Module):
       train, momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name
     )
     x = preprocess_images(images, self.preprocess, self.dtype)  # [B, H, W, 3]
-    x = Conv(self.stem_features, 3, 2, padding=self.padding, dtype=self.dtype, name="stem_conv")(x)
+    x = backbone_conv(
+      self.stem_features, 3, 2, padding=self.padding, dtype=self.dtype, name="stem_conv"
+    )(x)
     x = relu6(bn("stem_bn")(x))
     features["stem"] = x
     index = 0
@@ -150,14 +154,13 @@ class InvertedResidualNet(nn.Module):
           padding=self.padding,
           bn_momentum=self.bn_momentum,
           bn_epsilon=self.bn_epsilon,
-          depthwise_impl=self.depthwise_impl,
           dtype=self.dtype,
           name=f"block_{index}",
         )(x, train=train)
         features[f"block_{index}"] = x
         index += 1
       features[f"stage{s + 1}"] = x
-    x = Conv(self.head_features, 1, padding="VALID", dtype=self.dtype, name="head_conv")(x)
+    x = backbone_conv(self.head_features, 1, padding="VALID", dtype=self.dtype, name="head_conv")(x)
     x = relu6(bn("head_bn")(x))
     features["head_conv"] = x
     x = x.mean(axis=(1, 2))  # [B, C]

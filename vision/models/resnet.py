@@ -18,8 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vision.models.dropout import Dropout
-from vision.models.layers import Conv, batch_norm, preprocess_images
+from vision.models.layers import Dropout, backbone_conv, batch_norm, preprocess_images
 
 Dtype = Any
 
@@ -40,7 +39,7 @@ class BasicBlock(nn.Module):
     bn = lambda name: batch_norm(  # noqa: E731
       train, momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name
     )
-    conv = lambda f, k, s, name: Conv(  # noqa: E731
+    conv = lambda f, k, s, name: backbone_conv(  # noqa: E731
       f, k, s, padding="SYMMETRIC", use_bias=self.conv_bias, dtype=self.dtype, name=name
     )
     y = nn.relu(bn("bn1")(conv(self.features, 3, self.strides, "conv1")(x)))
@@ -67,7 +66,7 @@ class Bottleneck(nn.Module):
     bn = lambda name: batch_norm(  # noqa: E731
       train, momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name
     )
-    conv = lambda f, k, s, name: Conv(  # noqa: E731
+    conv = lambda f, k, s, name: backbone_conv(  # noqa: E731
       f, k, s, padding="SYMMETRIC", use_bias=self.conv_bias, dtype=self.dtype, name=name
     )
     s1, s3 = (1, self.strides) if self.stride_on_3x3 else (self.strides, 1)
@@ -119,7 +118,7 @@ class ResNet(nn.Module):
   def __call__(self, images, *, train: bool = False):
     features = {}
     x = preprocess_images(images, self.preprocess, self.dtype)  # [B, H, W, 3]
-    x = Conv(
+    x = backbone_conv(
       self.width, 7, 2, padding=3, use_bias=self.conv_bias, dtype=self.dtype, name="stem_conv"
     )(x)
     x = batch_norm(

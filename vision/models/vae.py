@@ -6,11 +6,11 @@ output Bernoulli **logits** of p(x|z). Sampling, the KL term and the
 likelihood live in :mod:`vision.losses`, with one meaning of ``logvar``.
 
 * :class:`DenseVAE` -- the lesson's 784-512-latent / latent-512-784 network.
-* :class:`ConvVAE` -- the ``vae`` workload of BENCHMARKS.md: encoder
+* :class:`ConvVAE` -- the ``vae`` benchmark workload: encoder
   Conv(32, 3x3, s2)-ReLU-Conv(64, 3x3, s2)-ReLU-Dense(2*latent); decoder
   Dense(7*7*32)-ReLU-ConvT(64, 3x3, s2)-ReLU-ConvT(32, 3x3, s2)-ReLU-
-  ConvT(1, 3x3, s1) logits. The transposed convolutions use
-  :class:`vision.models.upsample.ConvTranspose`, sub-pixel on CPU.
+  ConvT(1, 3x3, s1) logits. Its layers are :mod:`vision.models.layers`' ``Conv``
+  and ``ConvTranspose`` (same parameters as Flax's, computed through :mod:`vision.ops`).
 
 Methods: ``encode(x) -> (mean, logvar)``, ``decode(z) -> logits`` and
 ``__call__(x, noise=None) -> (logits, {'mean', 'logvar', 'z'})``, which samples
@@ -26,9 +26,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vision import losses
-from vision.models.conv import Conv
+from vision.models.layers import Conv, ConvTranspose
 from vision.models.registry import register
-from vision.models.upsample import ConvTranspose
 
 
 class DenseEncoder(nn.Module):
@@ -80,7 +79,6 @@ class ConvDecoder(nn.Module):
   output_shape: Sequence[int] = (28, 28, 1)
   widths: Sequence[int] = (64, 32)
   projection_channels: int = 32
-  upsample_impl: str = "auto"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -94,13 +92,9 @@ class ConvDecoder(nn.Module):
     x = nn.relu(x).reshape(z.shape[0], *start)  # [B, H/4, W/4, 32]
     for i, features in enumerate(self.widths):
       x = nn.relu(
-        ConvTranspose(
-          features, (3, 3), (2, 2), impl=self.upsample_impl, dtype=self.dtype, name=f"deconv{i + 1}"
-        )(x)
+        ConvTranspose(features, (3, 3), (2, 2), dtype=self.dtype, name=f"deconv{i + 1}")(x)
       )
-    x = ConvTranspose(
-      channels, (3, 3), (1, 1), impl=self.upsample_impl, dtype=self.dtype, name="logits"
-    )(x)
+    x = ConvTranspose(channels, (3, 3), (1, 1), dtype=self.dtype, name="logits")(x)
     return x.astype(jnp.float32)  # [B, H, W, C]
 
 
@@ -142,12 +136,9 @@ def conv_vae(
   encoder_widths=(32, 64),
   decoder_widths=(64, 32),
   projection_channels: int = 32,
-  upsample_impl: str = "auto",
   dtype=jnp.float32,
 ) -> VAE:
   return VAE(
     ConvEncoder(tuple(encoder_widths), latent_dim, dtype=dtype),
-    ConvDecoder(
-      tuple(output_shape), tuple(decoder_widths), projection_channels, upsample_impl, dtype=dtype
-    ),
+    ConvDecoder(tuple(output_shape), tuple(decoder_widths), projection_channels, dtype=dtype),
   )

@@ -16,8 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vision.models.dropout import Dropout
-from vision.models.layers import Conv, adaptive_avg_pool, preprocess_images
+from vision.models.layers import Dropout, adaptive_avg_pool, backbone_conv, preprocess_images
 
 Dtype = Any
 
@@ -66,7 +65,7 @@ class VGG(nn.Module):
     for b, n in enumerate(self.blocks):
       for c in range(n):
         name = f"block{b + 1}_conv{c + 1}"
-        x = Conv(
+        x = backbone_conv(
           self.width * multipliers[b], 3, padding=1, use_bias=True, dtype=self.dtype, name=name
         )(x)
         x = nn.relu(x)

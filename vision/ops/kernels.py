@@ -15,7 +15,7 @@ compiled form, so choose once per process, before the first step is traced.
 :func:`apply_xla_cpu_defaults` is the one XLA:CPU setting the project relies on
 (convolutions on XLA's own kernels rather than its YNNPACK fusions, which run
 the GAN and VAE steps slower, docs/performance.md). It writes ``XLA_FLAGS``, so
-only entry points (``vision.cli``) and ``tests/conftest.py`` call it, before
+only the entry points (the CLI module) and ``tests/conftest.py`` call it, before
 JAX starts its backend; importing a ``vision`` module changes no environment
 variable.
 """
@@ -35,6 +35,12 @@ XLA_CPU_DEFAULT_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_con
 _current: str | None = None
 
 
+def backend() -> str:
+  """JAX's default backend (``'cpu'``, ``'gpu'``, ``'tpu'``): what ``'auto'`` looks at, and what
+  a run records next to its timings."""
+  return jax.default_backend()
+
+
 def resolve(name: str | None = "auto") -> str:
   """``'portable'`` or ``'cpu'`` for a config value (``$VISION_KERNELS`` wins when set)."""
   name = os.environ.get(ENV_VAR) or name or "auto"
@@ -44,7 +50,7 @@ def resolve(name: str | None = "auto") -> str:
       f"{', '.join(KERNELS)}."
     )
   if name == "auto":
-    return "cpu" if jax.default_backend() == "cpu" else "portable"
+    return "cpu" if backend() == "cpu" else "portable"
   return name
 
 

@@ -13,7 +13,7 @@ import signal
 import jax
 import orbax.checkpoint as ocp
 
-from vision.errors import CheckpointMismatchError  # noqa: F401
+from vision.errors import CheckpointMismatchError
 
 
 class Checkpointer:

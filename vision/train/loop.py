@@ -1,28 +1,24 @@
 """The training loop shared by every experiment.
 
-``run(config, workdir)`` builds the task named by ``config.task``, restores
-the latest checkpoint in ``workdir`` if there is one, runs the pure jitted
-step ``(state, batch, rng) -> (state, metrics)`` over a data-parallel mesh,
-logs, evaluates, checkpoints, and finally writes ``results.json`` and figures.
-
-A task is an object with
-
-* ``init(rng, batch) -> state``: the initial train state (a pytree with ``.step``);
-* ``train_step(state, batch, rng) -> (state, metrics)``: pure, jitted here;
-* ``eval_step(state, batch) -> sums``: pure; per-batch sums (masked) that
-  ``summarize_eval`` turns into metrics;
-* ``finalize(state, ctx) -> dict``: host-side final evaluation and pictures.
+``run(config, workdir)`` loads the data, builds the :class:`vision.train.task.Task`
+named by ``config.task`` (``build(config, splits, num_steps)`` of the module in
+:data:`TASKS`), restores the latest checkpoint in ``workdir`` if there is one,
+runs the task's pure step ``(state, batch, rng) -> (state, metrics)`` jitted
+over a data-parallel mesh, logs, evaluates, checkpoints, and finally calls the
+task's ``report`` with a :class:`ReportContext` and writes ``results.json``
+and the training curves.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -32,26 +28,49 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from vision import configs
+from vision import configs, viz
 from vision.data import pipeline
 from vision.data.sources import Split, load_split
-from vision.errors import NonFiniteLossError, WorkdirMismatchError  # noqa: F401
+from vision.errors import ConfigError, NonFiniteLossError, WorkdirMismatchError
+from vision.ops import kernels
 from vision.train import checkpoint as ckpt_lib
 from vision.train import writers
 from vision.train.state import count_params
+from vision.train.task import Task
 
+# config.task -> the module whose ``build(config, splits, num_steps)`` returns its Task.
 TASKS = {
-  "classification": "vision.train.classification:ClassificationTask",
-  "transfer": "vision.train.transfer:TransferTask",
-  "gan": "vision.train.gan:GANTask",
-  "autoencoder": "vision.train.autoencoding:AutoencoderTask",
-  "denoise": "vision.train.autoencoding:DenoisingTask",
-  "superres": "vision.train.autoencoding:SuperResolutionTask",
-  "vae": "vision.train.generative:VAETask",
-  "aae": "vision.train.generative:AAETask",
+  "classification": "vision.train.classification",
+  "transfer": "vision.train.transfer",
+  "gan": "vision.train.gan",
+  "autoencoder": "vision.train.autoencoding",
+  "denoise": "vision.train.autoencoding",
+  "superres": "vision.train.autoencoding",
+  "vae": "vision.train.generative",
+  "aae": "vision.train.generative",
 }
 # Fields that may change between a run and its resumption without changing the model.
 RESUMABLE_FIELDS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "progress")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportContext:
+  """What a task's ``report(state, ctx)`` may use.
+
+  ``evaluate(state, split)`` runs the task's jitted ``eval_step`` over a whole
+  split and returns ``summarize_eval`` of the sums; ``replicated`` and
+  ``data_sharding`` are the shardings of the state and of a batch on ``mesh``.
+  """
+
+  workdir: str
+  writer: writers.MetricWriter
+  config: Any
+  num_steps: int
+  splits: Mapping[str, Split]
+  mesh: jax.sharding.Mesh
+  replicated: NamedSharding
+  data_sharding: NamedSharding
+  evaluate: Callable[[Any, Split], dict[str, float]]
 
 
 def make_mesh() -> jax.sharding.Mesh:
@@ -66,11 +85,18 @@ def shard_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[s
   }
 
 
-def build_task(config, splits: dict[str, Split]):
+def build_task(config, splits: Mapping[str, Split], num_steps: int) -> Task:
+  """``build(config, splits, num_steps)`` of the module registered for ``config.task``."""
   if config.task not in TASKS:
-    raise ValueError(f"unknown task {config.task!r}; tasks: {', '.join(sorted(TASKS))}.")
-  module_name, cls_name = TASKS[config.task].split(":")
-  return getattr(importlib.import_module(module_name), cls_name)(config, splits)
+    raise ConfigError(f"unknown task {config.task!r}; tasks: {', '.join(sorted(TASKS))}.")
+  return importlib.import_module(TASKS[config.task]).build(config, splits, num_steps)
+
+
+def num_steps_of(config, train_split: Split) -> int:
+  """``config.num_steps`` if set, else ``num_epochs`` passes over the training split."""
+  return config.get("num_steps") or config.num_epochs * pipeline.steps_per_epoch(
+    train_split, config.batch_size
+  )
 
 
 def check_workdir(workdir: str, config) -> None:
@@ -96,7 +122,12 @@ def check_workdir(workdir: str, config) -> None:
     )
 
 
-def _load_splits(config) -> dict[str, Split]:
+def load_splits(config) -> dict[str, Split]:
+  """'train' (and 'val', 'test' when the config names them), as ``config.data`` selects.
+
+  ``data.per_class``: a seeded few-shot subset of the training split;
+  ``data.class_filter``: only the examples of these classes, in every split.
+  """
   data = config.data
   splits = {"train": load_split(data, data.train_split)}
   if data.get("per_class"):
@@ -105,10 +136,16 @@ def _load_splits(config) -> dict[str, Split]:
     spec = data.get(f"{role}_split")
     if spec:
       splits[role] = load_split(data, spec)
+  keep = tuple(data.get("class_filter", ()) or ())
+  if keep:
+    splits = {
+      role: split.subset(np.flatnonzero(np.isin(split.labels, keep)))
+      for role, split in splits.items()
+    }
   return splits
 
 
-def evaluate(task, state, split: Split, batch_size: int, eval_fn, sharding) -> dict[str, float]:
+def evaluate(task: Task, state, split: Split, batch_size: int, eval_fn, sharding) -> dict:
   """Runs the jitted eval step over a whole split and sums its outputs on the host."""
   totals: dict[str, float] = {}
   for batch in pipeline.eval_batches(split, batch_size=batch_size):
@@ -116,13 +153,6 @@ def evaluate(task, state, split: Split, batch_size: int, eval_fn, sharding) -> d
     for key, value in sums.items():
       totals[key] = totals.get(key, 0.0) + np.asarray(value, np.float64)
   return task.summarize_eval(totals)
-
-
-class Context:
-  """What a task's ``finalize`` may use: workdir, writer, splits, evaluation."""
-
-  def __init__(self, **kwargs):
-    self.__dict__.update(kwargs)
 
 
 def _first_nonfinite(pending: Iterable[tuple[int, dict]]) -> int | None:
@@ -154,7 +184,16 @@ def _check_finite_state(state, step: int, checkpointer) -> None:
 
 
 def run(config, workdir: str) -> dict[str, Any]:
-  """Trains ``config`` in ``workdir`` (resuming if possible); returns the final results."""
+  """Trains ``config`` in ``workdir`` (resuming if possible); returns the final results.
+
+  The kernels choice of ``config.kernels`` holds for the whole run (and is
+  restored afterwards, so a run started inside another one leaves it as it was).
+  """
+  with kernels.use(config.get("kernels", "auto")):
+    return _run(config, workdir)
+
+
+def _run(config, workdir: str) -> dict[str, Any]:
   t_start = time.time()
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -164,20 +203,18 @@ def run(config, workdir: str) -> dict[str, Any]:
 
   mesh = make_mesh()
   if config.batch_size % jax.device_count():
-    raise configs.ConfigError(
+    raise ConfigError(
       f"global batch size {config.batch_size} is not divisible by the {jax.device_count()} "
       f"devices; use a multiple of {jax.device_count()} (--config.batch_size=...)."
     )
   replicated = NamedSharding(mesh, P())
   data_sharding = NamedSharding(mesh, P("data"))
 
-  splits = _load_splits(config)
-  task = build_task(config, splits)
+  loaded = load_splits(config)
+  num_steps = num_steps_of(config, loaded["train"])
+  task = build_task(config, loaded, num_steps)
+  splits = task.splits
   train_split = splits["train"]
-  num_steps = config.get("num_steps") or config.num_epochs * pipeline.steps_per_epoch(
-    train_split, config.batch_size
-  )
-  task.num_steps = num_steps
 
   rng = jax.random.key(config.seed)
   init_rng, train_rng = jax.random.split(rng)
@@ -229,6 +266,9 @@ def run(config, workdir: str) -> dict[str, Any]:
   ckpt_every = config.get("checkpoint_every", 0) or 0
   last_saved = start_step
   pending: list[tuple[int, Any]] = []
+
+  def evaluate_split(st, split: Split) -> dict[str, float]:
+    return evaluate(task, st, split, config.batch_size, eval_step, data_sharding)
 
   def flush(step: int, bar) -> None:
     # Bring the metrics of the steps since the last flush to the host, stop on a
@@ -284,7 +324,7 @@ def run(config, workdir: str) -> dict[str, Any]:
       if done % log_every == 0 or save_now or eval_now:
         flush(done, bar)
       if eval_now:
-        val = evaluate(task, state, splits["val"], config.batch_size, eval_step, data_sharding)
+        val = evaluate_split(state, splits["val"])
         writer.write_scalars(done, {f"val/{k}": v for k, v in val.items()})
         state = task.after_eval(state, val)
         bar.write(f"step {done}: " + ", ".join(f"val/{k}={v:.4f}" for k, v in val.items()))
@@ -303,27 +343,22 @@ def run(config, workdir: str) -> dict[str, Any]:
     checkpointer.wait()
 
   train_seconds = time.time() - t_start
-  ctx = Context(
+  ctx = ReportContext(
     workdir=workdir,
     writer=writer,
-    splits=splits,
     config=config,
-    mesh=mesh,
-    evaluate=lambda st, split: evaluate(
-      task, st, split, config.batch_size, eval_step, data_sharding
-    ),
-    data_sharding=data_sharding,
-    replicated=replicated,
     num_steps=num_steps,
+    splits=splits,
+    mesh=mesh,
+    replicated=replicated,
+    data_sharding=data_sharding,
+    evaluate=evaluate_split,
   )
-  results = task.finalize(state, ctx)
-  results = {k: float(v) for k, v in results.items()}
+  results = {k: float(v) for k, v in task.report(state, ctx).items()}
   results["train_steps"] = float(num_steps)
   results["wall_seconds"] = round(time.time() - t_start, 2)
   results["train_seconds"] = round(train_seconds, 2)
   if jax.process_index() == 0:
-    from vision import viz
-
     records = writers.read_metrics(workdir)
     if records:
       viz.plot_curves(os.path.join(workdir, "curves.png"), records)
@@ -331,9 +366,3 @@ def run(config, workdir: str) -> dict[str, Any]:
   writer.close()
   checkpointer.close()
   return results
-
-
-def global_mean(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  if mask is None:
-    return jnp.mean(x)
-  return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)

@@ -2,7 +2,8 @@
 
 The classic training tricks as flags: optimizer (sgd, momentum, nesterov,
 adam, adamw, rmsprop, adagrad), schedule (constant, cosine, step, exponential)
-with linear warm-up, gradient clipping by global norm and weight decay.
+with linear warm-up, gradient clipping by global norm and weight decay. The group's
+fields and their defaults: ``optim()`` in experiments/common.py.
 """
 
 from __future__ import annotations
@@ -85,30 +86,3 @@ def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     parts.append(optax.add_decayed_weights(optim.weight_decay))
   parts.append(_base_optimizer(optim, schedule))
   return optax.chain(*parts)
-
-
-def default_config(**overrides):
-  """An ``optim`` config group with every field this module reads."""
-  import ml_collections
-
-  config = ml_collections.ConfigDict(
-    dict(
-      name="adamw",  # sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad
-      learning_rate=1e-3,
-      schedule="cosine",  # constant, cosine, step, exponential
-      warmup_steps=0,
-      final_lr_fraction=0.0,  # cosine: final lr as a fraction of the peak
-      step_boundaries=(0.5, 0.75),  # step: fractions of training where lr *= decay_rate
-      decay_rate=0.1,  # step / exponential decay factor
-      transition_steps=1000,  # exponential: steps per decay_rate factor
-      weight_decay=0.0,
-      grad_clip_norm=0.0,  # 0: no clipping
-      momentum=0.9,
-      b1=0.9,
-      b2=0.999,
-      eps=1e-8,
-      rms_decay=0.9,
-    )
-  )
-  config.update(overrides)
-  return config

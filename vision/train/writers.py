@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+from tensorboardX import SummaryWriter
 
 
 def _clean(value):
@@ -38,8 +39,6 @@ class MetricWriter:
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
-      from tensorboardX import SummaryWriter
-
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step or None)
 
   def write_scalars(self, step: int, scalars: dict) -> None:

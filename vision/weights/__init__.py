@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from vision.models.backbones import backbone_info
+from vision.models.registry import create_model
 from vision.weights.cache import cache_path, load_npz, save_npz, weights_dir
 from vision.weights.common import WeightsError, merge_variables
 from vision.weights.imagenet import class_names
@@ -60,8 +62,6 @@ _KNOWN_SOURCES = {
 
 
 def _info(name: str):
-  from vision.models.backbones import backbone_info
-
   return backbone_info(name)
 
 
@@ -86,8 +86,6 @@ def _source_format(path: str) -> str:
 
 
 def _convert(name: str, source: str) -> tuple[dict, dict[str, str]]:
-  from vision.models.registry import create_model
-
   info = _info(name)
   source = os.fspath(source)
   if not os.path.isfile(source):
@@ -191,14 +189,12 @@ def load_pretrained(
     model: use this module instead of building one (must match the weights).
     rng: key for initializing new parameters (the head).
     dtype: compute dtype of the model built here; parameters stay float32.
-    **model_kwargs: passed to the factory (``depthwise_impl``, ``dropout_rate`` ...).
+    **model_kwargs: passed to the factory (``dropout_rate`` ...).
 
   Raises:
     FileNotFoundError: no weights for ``name``; the message gives the convert command.
     WeightsError: the file is unreadable, unsafe, or does not fit the model.
   """
-  from vision.models.registry import create_model
-
   flat, meta = load_weights(name, weights)
   fmt = meta.get("format", "torch")
   if model is None:

@@ -12,6 +12,7 @@ import functools
 import importlib.resources
 
 import numpy as np
+from PIL import Image
 
 
 @functools.cache
@@ -43,8 +44,6 @@ def load_image(
   it halves the cat's face and the top-1 flips to "tiger cat" (0.39 vs
   0.36), while the direct resize gives "Egyptian cat" at 0.79.
   """
-  from PIL import Image
-
   with Image.open(path) as image:
     image = image.convert("RGB")
     if mode == "direct":

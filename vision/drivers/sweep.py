@@ -16,9 +16,12 @@ import re
 import traceback
 
 from vision import configs
+from vision.errors import InputError, UserError
+from vision.train import loop
 
 
 def point_name(point: dict) -> str:
+  """A point's folder name: ``'dropout=0.5_lr=0.01'`` (last part of each key)."""
   parts = []
   for key, value in point.items():
     value = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
@@ -32,8 +35,7 @@ def point_keys(points: list[dict]) -> list[str]:
 
 
 def run_sweep(spec: str, root: str, overrides=(), only: list[int] | None = None) -> list[dict]:
-  from vision.train import loop
-
+  """Runs the points of ``spec``'s ``get_sweep()`` (those in ``only``) under ``root``; the rows."""
   points = configs.load_sweep(spec)
   # Validate every point before spending compute on the first.
   planned = []
@@ -103,3 +105,21 @@ def write_summary(root: str, rows: list[dict], point_keys: list[str]) -> tuple[s
     for row in rows:
       f.write("| " + " | ".join(_fmt(row.get(k, "")) for k in md_columns) + " |\n")
   return csv_path, md_path
+
+
+def parse_points(text: str) -> list[int] | None:
+  """``'0,2'`` -> ``[0, 2]``; ``''`` -> None (every point)."""
+  try:
+    return [int(p) for p in text.split(",") if p.strip()] or None
+  except ValueError as e:
+    raise InputError(f"--points {text!r}: give comma-separated point indices like 0,2.") from e
+
+
+def main(spec: str, root: str, overrides=(), points: str = "") -> list[dict]:
+  """Runs the sweep, prints ``summary.md``; a UserError if any point failed."""
+  rows = run_sweep(spec, root, overrides, parse_points(points))
+  with open(os.path.join(root, "summary.md")) as f:
+    print(f.read())
+  if any(str(r["status"]).startswith("failed") for r in rows):
+    raise UserError("some sweep points failed; see the log above and summary.csv.")
+  return rows

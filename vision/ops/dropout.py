@@ -1,24 +1,23 @@
-"""Dropout whose mask costs a few milliseconds on CPU, bit-identical to ``nn.Dropout``'s.
+"""Random bits and Bernoulli masks (dropout, dynamic binarization), in two forms.
 
-``jax.random.bernoulli`` hashes one Threefry-2x32 block per element. On CPU, JAX
-lowers that hash as a 5-trip ``fori_loop`` (a memory pass over the array per
-trip, each an unvectorized fusion): a 256x14x14x64 mask (the DCGAN
-discriminator's first dropout) takes 60 ms on one core, 30-40 ms on two, and
-the ``dcgan`` step draws six such masks. The same hash written out straight
-(JAX's own GPU lowering) is one vectorized loop, 3 ms on one core.
+``kernels='portable'`` calls ``jax.random.bits`` / ``jax.random.bernoulli``.
+Those hash one Threefry-2x32 block per element, and on CPU JAX lowers the hash
+as a 5-trip ``fori_loop``: a memory pass over the array per trip, each an
+unvectorized fusion. ``kernels='cpu'`` writes the same hash out straight (the
+20 rounds of JAX's own GPU lowering), which XLA:CPU compiles to one vectorized
+loop (docs/performance.md, change 7, has the measurements).
 
 Written straight, though, XLA:CPU fuses the 20 rounds into every consumer of
 the mask, forward and backward, including concatenations it emits as scalar
-code, and the step gets slower. :func:`bernoulli` therefore computes the mask
-inside a ``lax.cond`` whose two branches are the same function: a conditional's
-branches are separate computations that fusion cannot cross, so the mask is
-computed once, vectorized, and read from memory by its consumers.
+code, and the step gets slower. The ``'cpu'`` form therefore computes the bits
+inside a ``lax.cond`` whose two branches are the same function: a
+conditional's branches are separate computations that fusion cannot cross, so
+the mask is computed once, vectorized, and read from memory by its consumers.
 
 The bits are exactly ``jax.random.bits(key, shape)`` (partitionable Threefry,
-JAX's default), so :class:`Dropout` draws the same mask as ``flax.linen.Dropout``
-for the same key: a drop-in replacement that changes no result, tested in
-``tests/test_dropout.py``. Off the CPU (``impl='auto'``) and for other PRNG
-implementations it calls ``jax.random.bernoulli`` itself.
+JAX's default), so both forms draw the same masks as ``flax.linen.Dropout`` for
+the same key (tests/test_ops_dropout.py). Keys of other PRNG implementations
+take ``jax.random`` in either form.
 """
 
 from __future__ import annotations
@@ -26,13 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-IMPLS = ("auto", "straight", "jax")
+from vision.ops.kernels import pick
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
@@ -76,19 +74,10 @@ def _bits_straight(data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return b1 ^ b2
 
 
-def resolve_impl(impl: str) -> str:
-  """``'auto'``: ``'straight'`` on CPU (JAX's CPU lowering is a rolled loop), else ``'jax'``."""
-  if impl not in IMPLS:
-    raise ValueError(f"dropout impl must be one of {IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "straight" if jax.default_backend() == "cpu" else "jax"
-  return impl
-
-
-def random_bits(key: jax.Array, shape: Sequence[int], impl: str = "auto") -> jax.Array:
+def random_bits(key: jax.Array, shape: Sequence[int], kernels: str | None = None) -> jax.Array:
   """uint32 bits, equal to ``jax.random.bits(key, shape)``."""
   shape = tuple(int(d) for d in shape)
-  data = _threefry_key_data(key) if resolve_impl(impl) == "straight" else None
+  data = _threefry_key_data(key) if pick(kernels) == "cpu" else None
   if data is None or not jax.config.jax_threefry_partitionable or math.prod(shape) >= 2**32:
     return jax.random.bits(key, shape)
 
@@ -100,42 +89,19 @@ def random_bits(key: jax.Array, shape: Sequence[int], impl: str = "auto") -> jax
 
 
 def bernoulli(
-  key: jax.Array, p: float | jax.Array, shape: Sequence[int] | None = None, impl: str = "auto"
+  key: jax.Array,
+  p: float | jax.Array,
+  shape: Sequence[int] | None = None,
+  kernels: str | None = None,
 ) -> jax.Array:
   """A mask, True with probability ``p`` (a float or an array of them, ``shape`` defaulting to
   ``p``'s): equal to ``jax.random.bernoulli(key, p, shape)`` for float32 ``p``."""
-  if resolve_impl(impl) == "jax":
+  if pick(kernels) == "portable":
     return jax.random.bernoulli(key, p, shape)
   shape = np.shape(p) if shape is None else shape
-  bits = random_bits(key, shape, impl)
+  bits = random_bits(key, shape, "cpu")
   # jax.random.uniform's float32 construction: 23 random mantissa bits in [1, 2), minus 1.
   floats = lax.bitcast_convert_type(
     lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000), jnp.float32
   )
   return (floats - jnp.float32(1.0)) < jnp.asarray(p, jnp.float32)
-
-
-class Dropout(nn.Module):
-  """``flax.linen.Dropout`` with the fast mask of :func:`bernoulli`; same fields, same outputs."""
-
-  rate: float
-  broadcast_dims: Sequence[int] = ()
-  deterministic: bool | None = None
-  rng_collection: str = "dropout"
-  impl: str = "auto"
-
-  @nn.compact
-  def __call__(self, inputs, deterministic: bool | None = None, rng=None):
-    deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
-    if self.rate == 0.0 or deterministic:
-      return inputs
-    if self.rate == 1.0:
-      return jnp.zeros_like(inputs)
-    keep_prob = 1.0 - self.rate
-    if rng is None:
-      rng = self.make_rng(self.rng_collection)
-    shape = list(inputs.shape)
-    for dim in self.broadcast_dims:
-      shape[dim] = 1
-    mask = jnp.broadcast_to(bernoulli(rng, keep_prob, shape, self.impl), inputs.shape)
-    return lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))

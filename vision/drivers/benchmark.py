@@ -1,18 +1,19 @@
-"""The four speed workloads of ``shared/reference/BENCHMARKS.md``, built from the project's steps.
+"""The speed benchmark: four workloads built from the project's own steps, timed on this machine.
 
-Each workload is the jitted step an experiment runs, made by the experiment's
-own task from its own config file (with the benchmark's batch size and
-optimizer as overrides), on random in-memory data:
+Each training workload is the step an experiment runs, built by the
+experiment's family (``build(config, splits, num_steps) -> Task``) from its
+own config file with the benchmark's batch size and optimizer as overrides,
+on random in-memory data:
 
-* ``dcgan``: ``GANTask.train_step`` of ``experiments/gan.py`` (the TF-tutorial
-  DCGAN), 256 real + 256 fake 28x28 images, Adam 1e-4 for both players; one
+* ``dcgan``: the train step of ``experiments/gan.py`` (the TF-tutorial DCGAN),
+  256 real + 256 fake 28x28 images, Adam 1e-4 for both players; one
   discriminator update then one generator update (the project's step also keeps
   the generator's moving average, work the reference does not do);
-* ``vae``: ``VAETask.train_step`` of ``experiments/vae.py`` (ConvVAE-28, latent 2),
+* ``vae``: the train step of ``experiments/vae.py`` (ConvVAE-28, latent 2),
   batch 128, Bernoulli likelihood + analytic KL, Adam 1e-4 (the step also
   draws the dynamic binarization of the batch);
-* ``finetune``: ``TransferTask.train_step`` of ``experiments/transfer.py:finetune``
-  with EfficientNet-Lite0, a new 37-way head, batch norm in training mode,
+* ``finetune``: the train step of ``experiments/transfer.py:finetune`` with
+  EfficientNet-Lite0, a new 37-way head, batch norm in training mode,
   SGD(momentum 0.9) on every parameter, batch 32 at 224x224;
 * ``pgd``: :func:`vision.optimize.attacks.pgd` on EfficientNet-Lite0 in inference
   mode, L-inf, step 2/255, eps 8/255, batch 32 at 224x224. The attack runs 10
@@ -24,7 +25,10 @@ median of ``repeats`` calls, each ended with ``block_until_ready``. The state
 is donated and threaded through the calls, as in training. ``flops_per_step``
 is XLA's cost analysis of the compiled step; ``matmul_fraction`` is the
 achieved FLOP/s over the float32 matmul rate measured first on the same
-machine (:func:`matmul_rate`).
+machine (:func:`matmul_rate`). ``kernels`` (``auto``, ``portable`` or ``cpu``,
+:mod:`vision.ops.kernels`) chooses the form of the models' operations, so the
+two forms can be timed against each other. The measurements are in
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -39,6 +43,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from vision import configs
+from vision.data.sources import Split
+from vision.errors import InputError
+from vision.models.registry import create_model
+from vision.ops import kernels
+from vision.optimize.attacks import pgd
+from vision.optimize.frozen import logits_fn
+from vision.train import gan, generative, transfer
 
 WORKLOADS = ("dcgan", "vae", "finetune", "pgd")
 
@@ -57,10 +70,8 @@ class Workload:
   notes: str = ""
 
 
-def random_split(n: int, shape: Sequence[int], num_classes: int, seed: int = 0):
+def random_split(n: int, shape: Sequence[int], num_classes: int, seed: int = 0) -> Split:
   """An in-memory :class:`vision.data.sources.Split` of random uint8 images (never zeros)."""
-  from vision.data.sources import Split
-
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
   labels = rng.integers(0, num_classes, n).astype(np.int32)
@@ -75,81 +86,85 @@ def random_split(n: int, shape: Sequence[int], num_classes: int, seed: int = 0):
   )
 
 
-def _task_workload(name, task_cls, spec, overrides, shape, num_classes, batch_size, num_steps=1000):
-  from vision import configs
-
+def train_workload(
+  name: str,
+  build: Callable,
+  spec: str,
+  overrides: Sequence[str],
+  shape: Sequence[int],
+  num_classes: int,
+  batch_size: int,
+  num_steps: int = 1000,
+) -> Workload:
+  """The train step of the task ``build(config, splits, num_steps)`` makes from config ``spec``."""
   config = configs.load_config(spec, [*overrides, f"batch_size={batch_size}"])
   split = random_split(batch_size, shape, num_classes)
-  task = task_cls(config, {"train": split})
-  task.num_steps = num_steps
+  task = build(config, {"train": split}, num_steps)
   batch = {k: jnp.asarray(v) for k, v in split.read(np.arange(batch_size)).items()}
   state = jax.jit(task.init)(jax.random.key(0), batch)
-  rng = jax.random.key(1)
   return Workload(
     name=name,
     images_per_call=batch_size,
     steps_per_call=1,
     step=task.train_step,
-    args=(state, batch, rng),
+    args=(state, batch, jax.random.key(1)),
     carry=lambda args, out: (out[0], *args[1:]),
     donate=(0,),
   )
 
 
-def build_dcgan(batch_size: int = 256) -> Workload:
-  from vision.train.gan import GANTask
+# The reference's optimizers and settings, on top of each experiment's config.
+DCGAN_OVERRIDES = (
+  "model.name=dcgan",
+  "g_optim.learning_rate=1e-4",
+  "d_optim.learning_rate=1e-4",
+  "g_optim.b1=0.9",
+  "d_optim.b1=0.9",
+  # Fixed-noise grids are rendered once per epoch in a real run; not in a timed step.
+  "gan.snapshot_every=1000000",
+  # The step needs no feature classifier (gan.build would load, or train, one).
+  "eval.classifier=",
+)
+VAE_OVERRIDES = (
+  "model.latent_dim=2",
+  "optim.name=adam",
+  "optim.learning_rate=1e-4",
+  "optim.schedule=constant",
+  "optim.warmup_steps=0",
+)
+FINETUNE_OVERRIDES = (
+  "optim.name=momentum",
+  "optim.momentum=0.9",
+  "optim.learning_rate=0.01",
+  "optim.schedule=constant",
+  "optim.warmup_steps=0",
+  "optim.weight_decay=0.0",
+  "transfer.train_last_n=-1",
+  "transfer.backbone_lr_scale=1.0",
+  "transfer.bn_train=True",
+  "aug.random_resized_crop=False",
+  "aug.flip=False",
+  "label_smoothing=0.0",
+)
 
-  overrides = [
-    "model.name=dcgan",
-    "g_optim.learning_rate=1e-4",
-    "d_optim.learning_rate=1e-4",
-    "g_optim.b1=0.9",
-    "d_optim.b1=0.9",
-    # Fixed-noise grids are rendered once per epoch in a real run; not in a timed step.
-    "gan.snapshot_every=1000000",
-  ]
-  return _task_workload(
-    "dcgan", GANTask, "experiments/gan.py", overrides, (28, 28, 1), 10, batch_size
+
+def build_dcgan(batch_size: int = 256) -> Workload:
+  return train_workload(
+    "dcgan", gan.build, "experiments/gan.py", DCGAN_OVERRIDES, (28, 28, 1), 10, batch_size
   )
 
 
 def build_vae(batch_size: int = 128) -> Workload:
-  from vision.train.generative import VAETask
-
-  overrides = [
-    "model.latent_dim=2",
-    "optim.name=adam",
-    "optim.learning_rate=1e-4",
-    "optim.schedule=constant",
-    "optim.warmup_steps=0",
-  ]
-  return _task_workload(
-    "vae", VAETask, "experiments/vae.py", overrides, (28, 28, 1), 10, batch_size
+  return train_workload(
+    "vae", generative.build, "experiments/vae.py", VAE_OVERRIDES, (28, 28, 1), 10, batch_size
   )
 
 
 def build_finetune(batch_size: int = 32, size: int = 224, model: str = "efficientnet_lite0"):
-  from vision.train.transfer import TransferTask
-
-  overrides = [
-    f"model.name={model}",
-    "optim.name=momentum",
-    "optim.momentum=0.9",
-    "optim.learning_rate=0.01",
-    "optim.schedule=constant",
-    "optim.warmup_steps=0",
-    "optim.weight_decay=0.0",
-    "transfer.train_last_n=-1",
-    "transfer.backbone_lr_scale=1.0",
-    "transfer.bn_train=True",
-    f"aug.size={size}",
-    "aug.random_resized_crop=False",
-    "aug.flip=False",
-    "label_smoothing=0.0",
-  ]
-  return _task_workload(
+  overrides = [f"model.name={model}", f"aug.size={size}", *FINETUNE_OVERRIDES]
+  return train_workload(
     "finetune",
-    TransferTask,
+    transfer.build,
     "experiments/transfer.py:finetune",
     overrides,
     (size, size, 3),
@@ -158,23 +173,24 @@ def build_finetune(batch_size: int = 32, size: int = 224, model: str = "efficien
   )
 
 
-def build_pgd(
-  batch_size: int = 32, size: int = 224, steps: int = 10, model: str = "efficientnet_lite0"
-):
-  from vision.models.registry import create_model
-  from vision.optimize.attacks import pgd
-  from vision.optimize.common import logits_fn
-
-  network = create_model(model)
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.random((batch_size, size, size, 3), dtype=np.float32))
-  labels = jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32))
-  # Random weights of the right shapes: the time does not depend on their values.
+def random_variables(network, images: jax.Array, rng: np.random.Generator) -> dict:
+  """Random weights of ``network``'s shapes (the time does not depend on their values)."""
   shapes = jax.eval_shape(network.init, jax.random.key(0), images[:1])
   variables = jax.tree.map(
     lambda s: jnp.asarray(rng.normal(0, 0.05, s.shape).astype(np.float32)), shapes
   )
   variables["batch_stats"] = jax.tree.map(jnp.abs, variables["batch_stats"])
+  return variables
+
+
+def build_pgd(
+  batch_size: int = 32, size: int = 224, steps: int = 10, model: str = "efficientnet_lite0"
+) -> Workload:
+  network = create_model(model)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.random((batch_size, size, size, 3), dtype=np.float32))
+  labels = jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32))
+  variables = random_variables(network, images, rng)
   fn = logits_fn(network)
 
   def attack(variables, images, labels):
@@ -202,6 +218,16 @@ def build_pgd(
 
 
 BUILDERS = {"dcgan": build_dcgan, "vae": build_vae, "finetune": build_finetune, "pgd": build_pgd}
+
+
+def check_workloads(names: Sequence[str]) -> list[str]:
+  """``names`` (all workloads when empty); an unknown one is an InputError."""
+  unknown = [n for n in names if n not in BUILDERS]
+  if unknown:
+    raise InputError(
+      f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}."
+    )
+  return list(names) or list(WORKLOADS)
 
 
 def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
@@ -265,18 +291,26 @@ def time_workload(work: Workload, repeats: int = 5, warmup: int = 2) -> dict[str
   return result
 
 
-def run(names: Sequence[str], repeats: int | None = None, matmul: float | None = None):
-  """Measures the matmul rate, then each workload; yields one JSON-ready dict per line."""
-  unknown = [n for n in names if n not in BUILDERS]
-  if unknown:
-    raise ValueError(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}.")
+def run(
+  names: Sequence[str] = (),
+  repeats: int | None = None,
+  matmul: float | None = None,
+  kernel_choice: str = "auto",
+):
+  """Measures the matmul rate, then each workload; yields one JSON-ready dict per line.
+
+  ``kernel_choice`` is set (:func:`vision.ops.kernels.use`) before any workload is built.
+  """
+  names = check_workloads(names)
+  kernels.use(kernel_choice)
   rate = matmul if matmul else matmul_rate()
   yield {
     "workload": "matmul",
     "gflops": round(rate / 1e9, 1),
-    "backend": jax.default_backend(),
+    "backend": kernels.backend(),
     "devices": jax.device_count(),
     "jax": jax.__version__,
+    "kernels": kernels.current(),
   }
   for name in names:
     work = BUILDERS[name]()
@@ -285,9 +319,11 @@ def run(names: Sequence[str], repeats: int | None = None, matmul: float | None =
     if result["flops_per_step"]:
       achieved = result["flops_per_step"] / (result["ms_per_step"] / 1e3)
       result["matmul_fraction"] = round(achieved / rate, 3)
+    result["kernels"] = kernels.current()
     yield result
 
 
-def main(names: Sequence[str], repeats: int | None = None) -> None:
-  for line in run(list(names) or list(WORKLOADS), repeats):
+def main(workloads: Sequence[str] = (), repeats: int | None = None, kernel_choice: str = "auto"):
+  """Prints :func:`run`'s lines as JSON, one a line, as each is measured."""
+  for line in run(workloads, repeats, kernel_choice=kernel_choice):
     print(json.dumps(line), flush=True)

@@ -1,11 +1,12 @@
-"""The gradient of a mean-over-examples loss computed from batch shards that XLA runs side by side.
+"""The gradient of a mean-over-examples loss, computed from batch shards that XLA runs side by side.
 
 A small model's step is a chain of small operations; XLA:CPU splits each one
 over the cores, and on few cores much of the step is spent waiting at those
 splits. Written as ``k`` independent slices of the batch, the step is ``k``
-independent chains that XLA's executor runs concurrently, a core each: the
-ConvVAE-28 step at batch 128 on the project's 2-core CPU went from 60-71 to
-55-56 ms (docs/performance.md).
+independent chains that XLA's executor runs concurrently, a core each
+(docs/performance.md, change 6, has the measurements). The ``'cpu'`` form
+therefore takes two shards by default; ``'portable'`` takes one (the whole
+batch, what every other backend wants).
 
 The result is the same function: the mean of per-example losses over the batch
 and its gradient, summed shard by shard (only the order of the float additions
@@ -23,13 +24,18 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from vision.ops.kernels import pick
 
-def resolve_shards(shards: int, batch_size: int) -> int:
-  """``shards`` (0: 2 on CPU, 1 elsewhere), or 1 when it does not divide ``batch_size``."""
+AUTOMATIC_SHARDS = {"cpu": 2, "portable": 1}
+
+
+def resolve_shards(shards: int, batch_size: int, kernels: str | None = None) -> int:
+  """A config's shard count: ``shards``, where 0 means 2 under ``'cpu'`` and 1 under
+  ``'portable'``; 1 when that count does not divide ``batch_size``."""
   if shards < 0:
     raise ValueError(f"grad shards must be >= 0 (0: automatic), got {shards}.")
   if shards == 0:
-    shards = 2 if jax.default_backend() == "cpu" else 1
+    shards = AUTOMATIC_SHARDS[pick(kernels)]
   return shards if batch_size % shards == 0 else 1
 
 
@@ -37,15 +43,21 @@ def mean_value_and_grad(
   per_example: Callable[[Any, Any], tuple[jax.Array, Any]],
   params: Any,
   batch: Any,
-  shards: int = 1,
+  shards: int = 0,
+  kernels: str | None = None,
 ) -> tuple[tuple[jax.Array, Any], Any]:
   """``((mean loss, aux), d mean loss / d params)`` over the batch, from ``shards`` slices.
 
   ``per_example(params, batch) -> (losses [b], aux)``, where every leaf of
   ``batch`` and of ``aux`` has the examples on axis 0. ``aux`` comes back
   concatenated over the shards, as ``per_example`` returns it for the whole batch.
+  ``shards=0`` chooses by :func:`resolve_shards`; a positive count must divide the batch.
   """
   size = jax.tree.leaves(batch)[0].shape[0]
+  if shards < 0:
+    raise ValueError(f"grad shards must be >= 0 (0: automatic), got {shards}.")
+  if shards == 0:
+    shards = resolve_shards(0, size, kernels)
   if size % shards:
     raise ValueError(f"{shards} shards do not divide a batch of {size}.")
 
