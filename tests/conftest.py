@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -15,6 +17,24 @@ from vision.ops import kernels
 
 # As the entry points do, before JAX starts its backend.
 kernels.apply_xla_cpu_defaults()
+
+# One XLA compilation cache for the whole test run, shared by the pytest-xdist workers
+# and the scripts the tests start (they inherit the environment): many tests compile the
+# same tiny programs (the tiny configs' steps, run again to resume after a kill). A
+# cached executable is the same program, so results stay bit-identical. The first
+# process to load this file (the xdist controller) picks the folder.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _OWN_CACHE = tempfile.mkdtemp(prefix="vision-tests-xla-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  if _OWN_CACHE:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"

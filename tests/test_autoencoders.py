@@ -22,6 +22,7 @@ def _init(model, x):
   return model.init({"params": jax.random.key(1), "latent": jax.random.key(2)}, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("input_size,latent_dim", [(0, 0), (0, 2), (14, 0), (7, 0)])
 def test_conv_autoencoder_shapes(input_size, latent_dim):
   model = create_model("conv_autoencoder", latent_dim=latent_dim, input_size=input_size)
@@ -33,6 +34,7 @@ def test_conv_autoencoder_shapes(input_size, latent_dim):
     assert features["latent"].shape == (4, 2)
 
 
+@pytest.mark.slow
 def test_conv_vae_is_the_benchmark_architecture():
   model = create_model("conv_vae", latent_dim=2)
   params = _init(model, IMAGES)["params"]
@@ -112,6 +114,7 @@ def test_fixed_binarization_is_fixed_and_unbiased():
   assert abs(a.mean() - grey.mean() / 255) < 0.01
 
 
+@pytest.mark.slow
 def test_aae_step_trains_the_discriminator():
   # A fast discriminator and a frozen regularizer, so 30 steps are enough for D to learn.
   config = configs.load_config(
@@ -143,6 +146,7 @@ def _run(spec, tmp_path, overrides=()):
   return results
 
 
+@pytest.mark.slow
 def test_superres_tiny_run(data_env, tmp_path):
   results = _run("experiments/superres.py:tiny", tmp_path)
   assert {"test_psnr", "baseline_psnr", "psnr_gain_db"} <= set(results)

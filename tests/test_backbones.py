@@ -171,6 +171,7 @@ def test_uint8_and_grey_inputs():
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet_lite_tiny", "resnet_tiny"])
 def test_train_step_updates_batch_stats_and_only_unfrozen_params(name):
   model = create_model(name, num_classes=5)
@@ -218,6 +219,7 @@ def test_stage_mask_selects_last_stages():
   assert sum(jax.tree.leaves(head_only)) == 2  # head kernel and bias
 
 
+@pytest.mark.slow
 def test_dtype_bfloat16_keeps_float32_params():
   model = create_model("efficientnet_lite_tiny", dtype=jnp.bfloat16)
   images = jnp.ones((1, 32, 32, 3))
@@ -237,6 +239,7 @@ def test_dropout_needs_rng_only_in_training():
   assert out.shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_features_script_writes_png(tmp_path):
   import os
   import subprocess

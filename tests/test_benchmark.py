@@ -12,6 +12,7 @@ from vision.errors import InputError
 from vision.ops import kernels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "build",
   [
@@ -33,6 +34,7 @@ def test_workloads_time_the_real_step(build):
   assert result["flops_per_step"] is None or result["flops_per_step"] > 0
 
 
+@pytest.mark.slow
 def test_the_timed_step_trains_the_state():
   """The benchmark threads the donated state through the calls, as training does."""
   work = benchmark.build_vae(batch_size=8)
@@ -57,6 +59,7 @@ def test_run_sets_the_kernels_and_refuses_unknown_workloads():
     next(benchmark.run(["dcgann"]))
 
 
+@pytest.mark.slow
 def test_script_rejects_unknown_workload():
   proc = run_script("benchmark.py", "dcgann")
   assert proc.returncode == 2
@@ -70,6 +73,7 @@ print(json.dumps({"workload": sys.argv[1], "images_per_s": 1000.0, "ms_per_step"
 """
 
 
+@pytest.mark.slow
 def test_compare_torch_pairs_and_summarizes(tmp_path):
   reference = tmp_path / "bench_fake.py"
   reference.write_text(FAKE_REFERENCE)
@@ -80,10 +84,12 @@ def test_compare_torch_pairs_and_summarizes(tmp_path):
   assert [p["round"] for p in pairs] == [1, 2]
   for pair in pairs:
     assert pair["torch_images_per_s"] == 1000.0 and pair["jax_images_per_s"] > 0
-    assert pair["ratio"] == pytest.approx(pair["jax_images_per_s"] / 1000.0, rel=1e-3)
+    # The ratio is printed to 3 decimals.
+    assert pair["ratio"] == pytest.approx(pair["jax_images_per_s"] / 1000.0, abs=5e-4)
   assert summary["workload"] == "vae" and len(summary["ratios"]) == 2
 
 
+@pytest.mark.slow
 def test_compare_torch_rejects_a_missing_reference(tmp_path):
   proc = run_script("compare_torch.py", "--reference", str(tmp_path / "nope.py"), "vae")
   assert proc.returncode == 2 and "no bench_torch.py" in proc.stderr

@@ -34,6 +34,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script,args,message", CASES, ids=[f"{c[0]}-{c[2][:20]}" for c in CASES])
 def test_user_errors_are_one_line_and_exit_code_2(tmp_path, script, args, message):
   args = [str(tmp_path / "run") if a == WORKDIR else a for a in args]

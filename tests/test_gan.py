@@ -119,6 +119,7 @@ def test_dcgan_matches_the_benchmark_architecture():
   assert "bias" not in g_vars["params"]["project"]
 
 
+@pytest.mark.slow
 def test_generator_cpu_and_portable_kernels_agree_with_shared_parameters():
   gan = create_model("dcgan_tiny")
   z = jax.random.normal(jax.random.key(0), (4, gan.latent_dim))
@@ -157,6 +158,7 @@ def base():
   return made, jax.device_get(made.state), made.batch, jax.jit(made.task.train_step)
 
 
+@pytest.mark.slow
 def test_one_step_changes_both_networks_and_the_average(base):
   task, before, batch, step = base
   after, metrics = step(before, batch, jax.random.key(3))
@@ -171,6 +173,7 @@ def test_one_step_changes_both_networks_and_the_average(base):
   assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
+@pytest.mark.slow
 def test_each_half_of_the_step_touches_only_its_own_network(base):
   made, state, batch, _ = base
   gan, gan_config = made.gan, made.config.gan
@@ -259,6 +262,7 @@ def test_each_half_of_the_step_touches_only_its_own_network(base):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_snapshots_of_the_fixed_noise_grid_every_n_steps(base):
   _, state, batch, step = base  # tiny, num_steps=8: snapshot_every=4 -> slots 0, 4, 8
   assert state.snapshots.shape == (3, 16, 28, 28, 1) and state.snapshots.dtype == np.uint8
@@ -271,6 +275,7 @@ def test_snapshots_of_the_fixed_noise_grid_every_n_steps(base):
   assert not np.asarray(state.snapshots[2]).any()  # not reached yet
 
 
+@pytest.mark.slow
 def test_discriminator_steps_and_label_smoothing(base):
   _, before, batch, base_step = base
   made = make_task(["gan.d_steps=2", "gan.label_smoothing=0.1"])

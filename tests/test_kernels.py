@@ -232,7 +232,25 @@ def _loss(outputs):
   return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(outputs))
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# Compiling these twice takes several seconds each: run with the slow tests.
+SLOW_CASES = {
+  "cnn",
+  "conv_vae",
+  "dcgan_tiny",
+  "cdcgan_tiny",
+  "dcgan_convt",
+  "efficientnet_lite_tiny",
+  "mobilenet_v2_tiny",
+  "mobilenet_v2_tiny_keras",
+  "resnet_tiny",
+  "vgg_tiny",
+}
+
+
+@pytest.mark.parametrize(
+  "name",
+  [pytest.param(n, marks=pytest.mark.slow if n in SLOW_CASES else ()) for n in sorted(CASES)],
+)
 def test_model_is_the_same_function_in_both_forms(name):
   case = CASES[name]()
 

@@ -28,6 +28,8 @@ TINY_CONFIGS = [
   "experiments/transfer.py:head,tiny",
   "experiments/transfer.py:scratch,tiny",
 ]
+# One real step of each family under both forms: end-to-end, run with the slow tests.
+pytestmark = pytest.mark.slow
 # The feature classifier only serves the GAN's final report.
 OVERRIDES = {"experiments/gan.py": ["eval.classifier="]}
 

@@ -66,6 +66,7 @@ def test_resolve_shards():
     shards.mean_value_and_grad(_per_example, *_problem(10), -2)
 
 
+@pytest.mark.slow
 def test_vae_loss_and_gradient_are_the_same_for_any_shard_count():
   """The VAE's per-image loss (noise drawn for the whole batch before sharding): same loss,
   terms and gradient for 1, 2 and 4 shards."""

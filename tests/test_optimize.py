@@ -286,6 +286,7 @@ def test_random_transform_identity_and_shift():
   assert out.shape == x.shape and not np.allclose(out, x)
 
 
+@pytest.mark.slow
 def test_class_and_feature_visualization_improve_their_objectives(tiny):
   _, variables = tiny
   fn = frozen.features_fn(MODEL)
@@ -332,6 +333,7 @@ def test_class_and_feature_visualization_improve_their_objectives(tiny):
 
 
 # -- style transfer -------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "optimizer,param,init", [("adam", "pixel", "noise"), ("lbfgs", "sigmoid", "content")]
 )
@@ -399,6 +401,7 @@ def test_load_photo_is_on_the_8bit_grid():
   assert inputs.load_photo("camera", 16).shape == (16, 16, 3)  # grey -> RGB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "script,config,override,message",
   [

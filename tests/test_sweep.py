@@ -3,10 +3,13 @@
 import csv
 import os
 
+import pytest
+
 from tests.conftest import run_script
 from vision.drivers.sweep import point_keys, write_summary
 
 
+@pytest.mark.slow
 def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
   root = tmp_path / "sweep"
   args = [

@@ -32,6 +32,7 @@ def train_losses(workdir):
   return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_outputs(data_env, tmp_path):
   config = configs.load_config(TINY)
   results = loop.run(config, str(tmp_path))
@@ -55,6 +56,7 @@ def test_tiny_run_writes_outputs(data_env, tmp_path):
   assert losses[max(losses)] < losses[min(losses)]
 
 
+@pytest.mark.slow
 def test_workdir_of_other_config_is_refused(data_env, tmp_path):
   loop.run(configs.load_config(TINY), str(tmp_path))
   other = configs.load_config(TINY, ["model.hidden=48"])
@@ -65,6 +67,7 @@ def test_workdir_of_other_config_is_refused(data_env, tmp_path):
   assert os.path.exists(tmp_path / "results.json")
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path):
   # The learning rate jumps by 1e30 at step 7 (2 warm-up + half of the remaining 10).
   config = configs.load_config(
@@ -185,6 +188,7 @@ def test_one_and_eight_devices_give_the_same_losses(data_env, tmp_path):
   assert results8["test_loss"] == pytest.approx(results1["test_loss"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
   proc = run_script(
     "train.py",
@@ -200,6 +204,7 @@ def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
   assert "global batch size 60 is not divisible by the 8 devices" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_unknown_config_and_field(tmp_path):
   proc = run_script("train.py", "--config", "experiments/nope.py", "--workdir", str(tmp_path))
   assert proc.returncode == 2 and "config file 'experiments/nope.py' not found" in proc.stderr
@@ -210,6 +215,7 @@ def test_cli_unknown_config_and_field(tmp_path):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
   config = configs.load_config(TINY, ["model.dtype=bfloat16", "num_steps=4", "eval_every=0"])
   results = loop.run(config, str(tmp_path))
@@ -227,6 +233,7 @@ def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
   assert features["block1_conv1"].dtype == jnp.bfloat16
 
 
+@pytest.mark.slow
 def test_early_stopping_runs_and_reports_the_best_validation_weights(data_env, tmp_path):
   """Patience 1 with an eval every 2 steps: the run trains, keeps the best weights in the
   donated state (no buffer shared with the current ones) and reports the best val accuracy."""

@@ -64,6 +64,7 @@ def tiny_weights(tmp_path_factory):
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regularized", [False, True], ids=["plain", "mixup+dropout"])
 def test_head_mode_changes_only_the_head(data_env, tiny_weights, regularized):
   extra = ["aug.mixup=0.4", "model.kwargs.dropout_rate=0.3"] if regularized else []
@@ -79,6 +80,7 @@ def test_head_mode_changes_only_the_head(data_env, tiny_weights, regularized):
   assert len(frozen) > 20 and any(k[0] == "batch_stats" for k in frozen)
 
 
+@pytest.mark.slow
 def test_finetune_last_stage_with_bn_train(data_env, tiny_weights):
   config = configs.load_config(
     CONFIG + ":efficientnet_lite_tiny,finetune,tiny",
@@ -100,6 +102,7 @@ def test_finetune_last_stage_with_bn_train(data_env, tiny_weights):
   assert not any(k[1] in set().union(*map(set, body[:-1])) for k in changed)
 
 
+@pytest.mark.slow
 def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypatch):
   monkeypatch.setenv("VISION_CACHE_DIR", str(tmp_path / "cache"))
   overrides = [f"model.weights={tiny_weights}", "num_steps=3"]
@@ -136,10 +139,13 @@ def test_probe_extracts_features_once(data_env, tiny_weights, tmp_path, monkeypa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["vgg_tiny", "resnet_tiny", "mobilenet_v2_tiny"])
 def test_transfer_config_runs_with_other_backbones(data_env, tmp_path, name):
+  # The tiny forms of the VGG, ResNet and MobileNetV2 families: the same blocks, stage
+  # layouts and weight loading as the full-size backbones (whose conversion
+  # tests/test_weights.py checks against Keras), at a fraction of the compile time.
   weights = random_checkpoint(name, str(tmp_path / f"{name}.npz"))
-  mode = "head" if name == "vgg16" else "finetune"  # VGG's 120M-parameter top stays frozen
+  mode = "head" if name.startswith("vgg") else "finetune"  # VGG's dense top stays frozen
   config = configs.load_config(
     f"{CONFIG}:{name},{mode},tiny", [f"model.weights={weights}", "num_steps=2", "eval_every=0"]
   )

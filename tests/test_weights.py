@@ -71,6 +71,7 @@ def torch_logits(net, images, preprocess):
 # PyTorch: EfficientNet-Lite0 with the real ImageNet weights.
 
 
+@pytest.mark.slow
 def test_efficientnet_lite0_package_weights_match_reference_torch_network():
   from torch_reference.efficientnet_lite0 import EfficientNetLite0
 
@@ -216,6 +217,7 @@ def _keras_case(name, size, include_top):
   return model, preprocess
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "name,size,include_top",
   [
@@ -307,6 +309,7 @@ def test_keras_vgg16_full_head_at_224(tmp_path):
 # Loading, caching, heads and errors.
 
 
+@pytest.mark.slow
 def test_new_head_is_zero_and_rest_loaded():
   _, pretrained = load_pretrained("efficientnet_lite0")
   model, variables = load_pretrained("efficientnet_lite0", num_classes=37)
@@ -418,6 +421,7 @@ def test_imagenet_class_names():
   assert class_names(full=True)[0] == "tench, Tinca tinca"
 
 
+@pytest.mark.slow
 def test_classify_script_real_weights(tmp_path, weights_dir):
   from PIL import Image
   from skimage import data

@@ -4,8 +4,8 @@ Conventions, so that the pieces compose without surprises:
 
 * ``logvar`` always means the **log-variance** ``log sigma^2`` of a diagonal
   Gaussian: ``reparameterize`` samples with ``exp(0.5 * logvar)`` and
-  ``kl_to_standard_normal`` penalizes the same quantity. (The classic lesson
-  notebooks sampled with ``exp(z_log_sigma)`` but penalized ``z_log_sigma`` as a
+  ``kl_to_standard_normal`` penalizes the same quantity. (A common mistake is to
+  sample with ``exp(z_log_sigma)`` but penalize ``z_log_sigma`` as a
   log-variance: two different distributions in one loss.)
 * Log-likelihoods and KL terms are in nats, **summed** over every axis but the
   batch axis and returned per example ``[B]``; the caller takes the mean.

@@ -1,9 +1,9 @@
 """Deterministic autoencoders: the classic conv autoencoder, a super-resolution net, the AAE.
 
-* :class:`ConvAutoencoder`: the lesson's network. Encoder Conv16-Pool,
+* :class:`ConvAutoencoder`: the classic small network. Encoder Conv16-Pool,
   Conv8-Pool, Conv8-Pool (pooling with SAME padding, 28 -> 14 -> 7 -> 4, so a
   4x4x8 = 128-value code), optionally a dense bottleneck of ``latent_dim``
-  values (the lesson's "Task 1", a 2-D latent); mirrored decoder of
+  values (e.g. a 2-D latent to plot); mirrored decoder of
   Conv-Upsample blocks and a final 3x3 conv to **logits** (the loss applies the
   sigmoid). Smaller inputs (14x14 or 7x7, for super-resolution) pool only until
   the code is 4x4, and the decoder upsamples to ``output_shape``.
@@ -68,7 +68,7 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
   """Mirror of :class:`ConvEncoder`: Conv(3x3, ReLU) then x2 upsampling, cropped to size.
 
-  ``upsample='nearest'`` is the lesson's ``UpSampling2D``; ``'learned'`` uses a
+  ``upsample='nearest'`` is Keras' ``UpSampling2D``; ``'learned'`` uses a
   stride-2 transposed convolution.
   """
 
@@ -107,7 +107,7 @@ class ConvDecoder(nn.Module):
 
 
 class ConvAutoencoder(nn.Module):
-  """The lesson's convolutional autoencoder (see the module docstring)."""
+  """The classic convolutional autoencoder (see the module docstring)."""
 
   output_shape: Sequence[int] = (28, 28, 1)
   encoder_widths: Sequence[int] = (16, 8, 8)
@@ -194,8 +194,8 @@ class MLP(nn.Module):
 class AdversarialAutoencoder(nn.Module):
   """Dense encoder -> ``latent_dim`` code -> dense decoder (logits); a latent discriminator.
 
-  The discriminator ends in **one** logit (the lesson's ``linear5``, which its
-  forward pass skipped). Parameters live under ``encoder``, ``decoder`` and
+  The discriminator ends in **one** logit: its last linear layer is part of
+  the forward pass. Parameters live under ``encoder``, ``decoder`` and
   ``discriminator`` so a training step can update each with its own optimizer.
   """
 

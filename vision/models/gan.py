@@ -5,7 +5,7 @@ integer labels [B]) to images [B, H, W, C] in **[-1, 1]** (tanh); every
 discriminator maps such images to **logits** [B] (the sigmoid lives in the
 loss). Both return ``(output, features)``.
 
-* :class:`DenseGenerator` / :class:`DenseDiscriminator`: the lesson's
+* :class:`DenseGenerator` / :class:`DenseDiscriminator`: the
   fully-connected GAN, 100-256-512-1024-784 with batch norm, and 784-512-256-1.
 * :class:`DCGANGenerator` / :class:`DCGANDiscriminator`: exactly the ``dcgan``
   benchmark workload (the TensorFlow DCGAN tutorial): Dense to 7x7x256,
@@ -14,7 +14,7 @@ loss). Both return ``(output, features)``.
   class-conditional DCGAN: a label embedding is concatenated to ``z``, and the
   discriminator gets a learned label map as an extra input channel plus a
   projection term ``<embed(y), h>`` on its last features (Miyato & Koyama 2018).
-* :class:`ConvTGenerator` / :class:`StridedDiscriminator`: the lesson's PyTorch
+* :class:`ConvTGenerator` / :class:`StridedDiscriminator`: a PyTorch-style
   DCGAN, four transposed convolutions 1 -> 3 -> 7 -> 14 -> 28 and four strided
   convolutions with batch norm back down to one logit.
 
@@ -69,7 +69,7 @@ class DenseGenerator(nn.Module):
 
   image_shape: Sequence[int] = (28, 28, 1)
   hidden: Sequence[int] = (256, 512, 1024)
-  bn_momentum: float = 0.8  # PyTorch's BatchNorm1d(momentum=0.2) in the lesson
+  bn_momentum: float = 0.8  # = PyTorch's BatchNorm1d(momentum=0.2)
   negative_slope: float = 0.2
   dtype: jnp.dtype = jnp.float32
 
@@ -224,7 +224,7 @@ class DCGANDiscriminator(nn.Module):
 
 
 class ConvTGenerator(nn.Module):
-  """The lesson's PyTorch DCGAN generator: z as a 1x1 map, four transposed convolutions.
+  """A PyTorch-style DCGAN generator: z as a 1x1 map, four transposed convolutions.
 
   1x1 -> ConvT(256, 3x3, s2, VALID) -> 3x3 -> ConvT(128, 3x3, s2, VALID) -> 7x7 ->
   ConvT(64, 4x4, s2, SAME) -> 14x14 -> ConvT(C, 4x4, s2, SAME) -> 28x28 -> tanh, batch norm
@@ -283,7 +283,7 @@ class ConvTGenerator(nn.Module):
 
 
 class StridedDiscriminator(nn.Module):
-  """The lesson's PyTorch DCGAN discriminator: 4x4 stride-2 convolutions 28 -> 14 -> 7 -> 3 -> 1.
+  """A PyTorch-style DCGAN discriminator: 4x4 stride-2 convolutions 28 -> 14 -> 7 -> 3 -> 1.
 
   Conv(64) -> LReLU(0.2) -> Conv(128) -> BN -> LReLU -> Conv(256) -> BN -> LReLU -> Conv(1).
   """

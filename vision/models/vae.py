@@ -1,11 +1,11 @@
-"""Variational autoencoders: the lesson's dense VAE and the benchmark's convolutional VAE.
+"""Variational autoencoders: a dense VAE and the benchmark's convolutional VAE.
 
 Both encoders output the mean and the **log-variance** of a diagonal Gaussian
 posterior q(z|x) (one ``Dense(2 * latent_dim)`` split in two); both decoders
 output Bernoulli **logits** of p(x|z). Sampling, the KL term and the
 likelihood live in :mod:`vision.losses`, with one meaning of ``logvar``.
 
-* :class:`DenseVAE` -- the lesson's 784-512-latent / latent-512-784 network.
+* :class:`DenseVAE` -- the dense 784-512-latent / latent-512-784 network.
 * :class:`ConvVAE` -- the ``vae`` benchmark workload: encoder
   Conv(32, 3x3, s2)-ReLU-Conv(64, 3x3, s2)-ReLU-Dense(2*latent); decoder
   Dense(7*7*32)-ReLU-ConvT(64, 3x3, s2)-ReLU-ConvT(32, 3x3, s2)-ReLU-

@@ -428,11 +428,4 @@ def build(config, splits, num_steps) -> Task:
     )
     return results
 
-  return Task(
-    init=init,
-    train_step=train_step,
-    eval_step=eval_step,
-    report=report,
-    splits=splits,
-    should_stop=should_stop,
-  )
+  return Task(init, train_step, eval_step, report, splits, should_stop=should_stop)

@@ -218,7 +218,7 @@ def load_pretrained(
   # Leaves loaded from the checkpoint need only their shapes. The new ones
   # (a head) are computed by a jitted init that returns only them, so XLA
   # drops the initializers of the rest of the network (compiling all of them
-  # takes ~20 s for EfficientNet on 2 cores).
+  # is a large part of loading EfficientNet).
   init_variables = jax.eval_shape(model.init, rng, x)
   if fresh:
 
