@@ -10,4 +10,4 @@ bash scripts/setup.sh
 workers=${VISION_TEST_WORKERS:-2}
 parallel=()
 [ "$workers" -gt 0 ] && parallel=(-n "$workers" --dist worksteal)
-.venv/bin/python -m pytest -q --timeout=900 "${parallel[@]}" "$@"
+.venv/bin/python -m pytest -q --timeout=900 --durations=20 "${parallel[@]}" "$@"

@@ -180,9 +180,8 @@ def build(config, splits, num_steps) -> Task:
     return out
 
   def report(state, ctx):
-    results = val_results(state, ctx)
-    split = ctx.splits.get("test")
-    if split is None:
+    results, split = val_results(state, ctx), ctx.splits.get("test")
+    if split is None:  # nothing more to report without a test split
       return results
     data = reconstructions.split_arrays(split)
     clean = augment.to_float(jnp.asarray(data["image"]))

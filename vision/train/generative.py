@@ -132,9 +132,8 @@ def build_vae(config, splits, num_steps) -> Task:
     }
 
   def report(state, ctx):
-    results = val_results(state, ctx)
-    split = ctx.splits.get("test")
-    if split is None:
+    results, split = val_results(state, ctx), ctx.splits.get("test")
+    if split is None:  # nothing more to report without a test split
       return results
     batch_size = config.batch_size
     data = reconstructions.split_arrays(split)
@@ -298,9 +297,8 @@ def build_aae(config, splits, num_steps) -> Task:
     }
 
   def report(state, ctx):
-    results = val_results(state, ctx)
-    split = ctx.splits.get("test")
-    if split is None:
+    results, split = val_results(state, ctx), ctx.splits.get("test")
+    if split is None:  # nothing more to report without a test split
       return results
     results.update({f"test_{k}": v for k, v in ctx.evaluate(state, split).items()})
     data = reconstructions.split_arrays(split)
