@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import os
 import shutil
@@ -23,17 +24,11 @@ kernels.apply_xla_cpu_defaults()
 # same tiny programs (the tiny configs' steps, run again to resume after a kill). A
 # cached executable is the same program, so results stay bit-identical. The first
 # process to load this file (the xdist controller) picks the folder.
-_OWN_CACHE = None
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  _OWN_CACHE = tempfile.mkdtemp(prefix="vision-tests-xla-cache-")
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+  _cache = tempfile.mkdtemp(prefix="vision-tests-xla-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-
-
-def pytest_sessionfinish(session, exitstatus):
-  del session, exitstatus
-  if _OWN_CACHE:
-    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)  # by the process that made it
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -145,17 +145,24 @@ class Conv(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     ks, st = _pair(self.kernel_size), _pair(self.strides)
     pads = resolve_padding(self.padding, x.shape[1:3], ks, st)
-    kernel = self.param(
-      "kernel", self.kernel_init, (*ks, x.shape[-1], self.features), self.param_dtype
-    )
-    bias = (
-      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-      if self.use_bias
-      else None
-    )
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    x, kernel, bias = _kernel_and_bias(self, x, ks)
     y = conv.conv(x, kernel, st, pads)
     return y if bias is None else y + bias
+
+
+def _kernel_and_bias(layer, x: jax.Array, kernel_size: tuple[int, int]):
+  """``layer``'s parameters as ``nn.Conv`` / ``nn.ConvTranspose`` name and shape them
+  (``kernel`` [kh, kw, Cin, features], ``bias`` [features] or None), and ``x``, all
+  promoted to the layer's compute dtype. Called from the layer's compact ``__call__``."""
+  kernel = layer.param(
+    "kernel", layer.kernel_init, (*kernel_size, x.shape[-1], layer.features), layer.param_dtype
+  )
+  bias = (
+    layer.param("bias", layer.bias_init, (layer.features,), layer.param_dtype)
+    if layer.use_bias
+    else None
+  )
+  return nn.dtypes.promote_dtype(x, kernel, bias, dtype=layer.dtype)
 
 
 # The backbones' initialization (He normal on the fan-out, truncated, as torchvision's).
@@ -185,17 +192,8 @@ class ConvTranspose(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.padding != "SAME":
       raise ValueError(f"only padding='SAME' is supported, not {self.padding!r}.")
-    kernel_size, strides = _pair(self.kernel_size), _pair(self.strides)
-    kernel = self.param(
-      "kernel", self.kernel_init, (*kernel_size, x.shape[-1], self.features), self.param_dtype
-    )
-    bias = (
-      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-      if self.use_bias
-      else None
-    )
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv.conv_transpose(x, kernel, strides)
+    x, kernel, bias = _kernel_and_bias(self, x, _pair(self.kernel_size))
+    y = conv.conv_transpose(x, kernel, _pair(self.strides))
     return y if bias is None else y + bias
 
 
