@@ -57,6 +57,13 @@ def synthetic_fashion_mnist(folder: str, n_train: int = 2000, n_test: int = 500)
   return folder
 
 
+def pytest_collection_modifyitems(items):
+  """``-m "not data"`` selects the tests that need no dataset (scripts/gpu_check.sh)."""
+  for item in items:
+    if "data_env" in getattr(item, "fixturenames", ()):
+      item.add_marker(pytest.mark.data)
+
+
 @pytest.fixture(scope="session")
 def data_env(tmp_path_factory) -> dict[str, str]:
   """Environment for runs: a fresh TFDS data dir, and Fashion-MNIST files."""

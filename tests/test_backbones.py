@@ -172,7 +172,7 @@ def test_uint8_and_grey_inputs():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["efficientnet_lite_tiny", "resnet_tiny"])
+@pytest.mark.parametrize("name", ["efficientnet_lite_tiny", "resnet_tiny", "mobilenet_v2_tiny"])
 def test_train_step_updates_batch_stats_and_only_unfrozen_params(name):
   model = create_model(name, num_classes=5)
   images = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3))

@@ -24,7 +24,8 @@ TINY_CONFIGS = [
   "experiments/aae.py:tiny",
   "experiments/gan.py:tiny",
   "experiments/gan.py:cdcgan,tiny",
-  "experiments/transfer.py:tiny",
+  # transfer.py:tiny (fine-tuning) is head,tiny's step with the backbone's gradients too;
+  # those of the same backbone family are compared under both forms in tests/test_kernels.py.
   "experiments/transfer.py:head,tiny",
   "experiments/transfer.py:scratch,tiny",
 ]

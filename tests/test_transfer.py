@@ -144,10 +144,12 @@ def test_transfer_config_runs_with_other_backbones(data_env, tmp_path, name):
   # The tiny forms of the VGG, ResNet and MobileNetV2 families: the same blocks, stage
   # layouts and weight loading as the full-size backbones (whose conversion
   # tests/test_weights.py checks against Keras), at a fraction of the compile time.
+  # Head mode: the backbones' own training steps (batch statistics, frozen stages) are
+  # tested in tests/test_backbones.py, their gradients under both kernel forms in
+  # tests/test_kernels.py.
   weights = random_checkpoint(name, str(tmp_path / f"{name}.npz"))
-  mode = "head" if name.startswith("vgg") else "finetune"  # VGG's dense top stays frozen
   config = configs.load_config(
-    f"{CONFIG}:{name},{mode},tiny", [f"model.weights={weights}", "num_steps=2", "eval_every=0"]
+    f"{CONFIG}:{name},head,tiny", [f"model.weights={weights}", "num_steps=2", "eval_every=0"]
   )
   results = loop.run(config, str(tmp_path / "run"))
   assert 0.0 <= results["test_accuracy"] <= 1.0 and np.isfinite(results["test_loss"])

@@ -4,7 +4,7 @@ Parity is always checked on logits of random images, never on shapes only:
 * the real EfficientNet-Lite0 package weights vs the reference PyTorch network;
 * torchvision-named state dicts (VGG, ResNet basic/bottleneck, MobileNetV2)
   vs torchvision when importable, else vs torchvision-structured modules in
-  tests/torch_reference;
+  torch_reference;
 * keras.applications VGG16/VGG19/ResNet50/MobileNetV2 (JAX backend, random
   weights, random BN statistics) vs the converted Flax models.
 """
@@ -32,8 +32,8 @@ from vision.weights import (  # noqa: E402
   package_weights_path,
 )
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the torch_reference package beside vision/
 
 torch = pytest.importorskip("torch")
 
@@ -101,7 +101,7 @@ def test_torchvision_models_when_importable(tmp_path):
   except Exception as e:  # not installed, or an incompatible build
     pytest.skip(
       f"torchvision does not import ({type(e).__name__}: {e}); the torchvision naming "
-      "is tested against tests/torch_reference instead"
+      "is tested against torch_reference instead"
     )
   import torchvision.models as tvm
 

@@ -15,8 +15,7 @@ import json
 import logging
 import sys
 
-import jax
-
+from vision import distributed
 from vision.configs import load_config
 from vision.errors import ConfigError, InputError, UserError
 from vision.ops import kernels
@@ -72,10 +71,28 @@ def base_parser(description: str | None) -> ArgumentParser:
   parser = argument_parser(description)
   parser.add_argument("--config", required=True, help="experiments/NAME.py[:ARG]")
   parser.add_argument("--workdir", required=True, help="folder for checkpoints and outputs")
-  parser.add_argument(
+  group = parser.add_argument_group("multi-process runs (see README, Devices and hosts)")
+  group.add_argument(
     "--distributed",
     action="store_true",
-    help="call jax.distributed.initialize() first (multi-host runs; see README)",
+    help="join a multi-process run (jax.distributed) before anything else",
+  )
+  group.add_argument(
+    "--coordinator_address", help="HOST:PORT of process 0 (else $JAX_COORDINATOR_ADDRESS)"
+  )
+  group.add_argument("--num_processes", type=int, help="else $JAX_NUM_PROCESSES")
+  group.add_argument("--process_id", type=int, help="0..num_processes-1 (else $JAX_PROCESS_ID)")
+  group.add_argument(
+    "--distributed_timeout",
+    type=int,
+    default=300,
+    help="seconds to wait for every process to join (default 300)",
+  )
+  group.add_argument(
+    "--heartbeat_timeout",
+    type=int,
+    default=100,
+    help="seconds after which a silent peer stops the run (default 100)",
   )
   return parser
 
@@ -86,8 +103,13 @@ def parse_args(argv=None, description=None, parser=None):
   rest, overrides = split_overrides(argv)
   parser = parser or base_parser(description)
   args = parser.parse_args(rest)
+  given = [args.coordinator_address, args.num_processes, args.process_id]
+  if not args.distributed and any(v is not None for v in given):
+    raise InputError("--coordinator_address, --num_processes and --process_id need --distributed.")
   if args.distributed:
-    jax.distributed.initialize()
+    distributed.initialize(
+      *given, timeout_s=args.distributed_timeout, heartbeat_s=args.heartbeat_timeout
+    )
   args.config_spec = args.config
   args.overrides = overrides
   args.config = load_config(args.config, overrides)

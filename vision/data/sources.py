@@ -8,23 +8,22 @@ memory once per process, so batches are a numpy gather.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 from collections.abc import Callable
 
 import numpy as np
-import tensorflow_datasets as tfds
 from PIL import Image
 
-from vision.data import builders
 from vision.errors import DatasetError  # noqa: F401
 
-# Datasets built here from files that ship with Debian/PyPI packages.
-OFFLINE_BUILDERS = {
-  "fashion_mnist": builders.FashionMnistOffline,
-  "digits": builders.SklearnDigits,
-}
+# Datasets built here from files that ship with Debian/PyPI packages: name -> builder
+# class name in vision.data.builders (imported, with tensorflow_datasets, only when a
+# dataset is loaded, so that models and steps import without it).
+OFFLINE_BUILDERS = {"fashion_mnist": "FashionMnistOffline", "digits": "SklearnDigits"}
 # Above this many bytes a fixed-size split is read lazily instead of into memory.
 IN_MEMORY_LIMIT = 4 << 30
 
@@ -80,19 +79,40 @@ def default_data_dir() -> str:
 
 
 def _prepared_builder(cls, data_dir: str, **kwargs):
+  import tensorflow_datasets as tfds
+
   builder = cls(data_dir=data_dir, file_format="array_record", **kwargs)
   if not builder.is_prepared():
-    print(f"[vision] preparing {builder.name} in {data_dir} (once)", flush=True)
-    tfds.disable_progress_bar()
-    try:
-      builder.download_and_prepare()
-    except FileNotFoundError as e:
-      raise DatasetError(str(e)) from e
+    with _prepare_lock(data_dir, builder.name):
+      # A fresh builder: another process may have prepared the dataset meanwhile.
+      builder = cls(data_dir=data_dir, file_format="array_record", **kwargs)
+      if not builder.is_prepared():
+        print(f"[vision] preparing {builder.name} in {data_dir} (once)", flush=True)
+        tfds.disable_progress_bar()
+        try:
+          builder.download_and_prepare()
+        except FileNotFoundError as e:
+          raise DatasetError(str(e)) from e
   return builder
+
+
+@contextlib.contextmanager
+def _prepare_lock(data_dir: str, name: str):
+  """A file lock around preparing ``name``: the processes of one multi-process run, or runs
+  started side by side, prepare it once instead of racing for the same folder."""
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, f".{name}.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _catalog_builder(name: str, data_dir: str):
   """A prepared TFDS catalog dataset, or an error saying how to prepare it."""
+  import tensorflow_datasets as tfds
+
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
@@ -131,9 +151,13 @@ def load_split(data_config, split: str) -> Split:
   if key in _CACHE:
     return _CACHE[key]
 
+  import tensorflow_datasets as tfds
+
+  from vision.data import builders
+
   skipped: list[tuple[str, str]] = []
   if name in OFFLINE_BUILDERS:
-    builder = _prepared_builder(OFFLINE_BUILDERS[name], data_dir)
+    builder = _prepared_builder(getattr(builders, OFFLINE_BUILDERS[name]), data_dir)
   elif name == "image_folder":
     if not root:
       raise DatasetError("data.name='image_folder' needs --config.data.root=PATH/TO/FOLDER.")
@@ -147,10 +171,18 @@ def load_split(data_config, split: str) -> Split:
     except (FileNotFoundError, ValueError) as e:
       raise DatasetError(str(e)) from e
     if not builder.is_prepared():
-      print(f"[vision] preparing image folder {root} in {data_dir} (once)", flush=True)
-      tfds.disable_progress_bar()
-      builder.download_and_prepare()
-      skipped = builder.skipped
+      with _prepare_lock(data_dir, builder.name):
+        builder = builders.ImageFolder(
+          root=root,
+          on_bad_image=data_config.get("on_bad_image", "skip"),
+          data_dir=data_dir,
+          file_format="array_record",
+        )  # afresh: another process may have prepared it meanwhile
+        if not builder.is_prepared():
+          print(f"[vision] preparing image folder {root} in {data_dir} (once)", flush=True)
+          tfds.disable_progress_bar()
+          builder.download_and_prepare()
+          skipped = builder.skipped
       if skipped:
         logging.warning(
           "skipped %d unreadable image(s) in %s, e.g. %s (%s)", len(skipped), root, *skipped[0]

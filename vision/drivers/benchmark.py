@@ -148,20 +148,25 @@ FINETUNE_OVERRIDES = (
 )
 
 
-def build_dcgan(batch_size: int = 256) -> Workload:
+def build_dcgan(batch_size: int = 256, dtype: str = "float32") -> Workload:
+  overrides = (*DCGAN_OVERRIDES, f"model.dtype={dtype}")
   return train_workload(
-    "dcgan", gan.build, "experiments/gan.py", DCGAN_OVERRIDES, (28, 28, 1), 10, batch_size
+    "dcgan", gan.build, "experiments/gan.py", overrides, (28, 28, 1), 10, batch_size
   )
 
 
-def build_vae(batch_size: int = 128) -> Workload:
+def build_vae(batch_size: int = 128, dtype: str = "float32") -> Workload:
+  overrides = (*VAE_OVERRIDES, f"model.dtype={dtype}")
   return train_workload(
-    "vae", generative.build, "experiments/vae.py", VAE_OVERRIDES, (28, 28, 1), 10, batch_size
+    "vae", generative.build, "experiments/vae.py", overrides, (28, 28, 1), 10, batch_size
   )
 
 
-def build_finetune(batch_size: int = 32, size: int = 224, model: str = "efficientnet_lite0"):
-  overrides = [f"model.name={model}", f"aug.size={size}", *FINETUNE_OVERRIDES]
+def build_finetune(
+  batch_size: int = 32, size: int = 224, model: str = "efficientnet_lite0", dtype: str = "float32"
+):
+  overrides = [f"model.name={model}", f"aug.size={size}", f"model.dtype={dtype}"]
+  overrides += FINETUNE_OVERRIDES
   return train_workload(
     "finetune",
     transfer.build,
@@ -184,9 +189,13 @@ def random_variables(network, images: jax.Array, rng: np.random.Generator) -> di
 
 
 def build_pgd(
-  batch_size: int = 32, size: int = 224, steps: int = 10, model: str = "efficientnet_lite0"
+  batch_size: int = 32,
+  size: int = 224,
+  steps: int = 10,
+  model: str = "efficientnet_lite0",
+  dtype: str = "float32",
 ) -> Workload:
-  network = create_model(model)
+  network = create_model(model, dtype=getattr(jnp, dtype))
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.random((batch_size, size, size, 3), dtype=np.float32))
   labels = jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32))
@@ -218,6 +227,7 @@ def build_pgd(
 
 
 BUILDERS = {"dcgan": build_dcgan, "vae": build_vae, "finetune": build_finetune, "pgd": build_pgd}
+DTYPES = ("float32", "bfloat16")
 
 
 def check_workloads(names: Sequence[str]) -> list[str]:
@@ -230,11 +240,11 @@ def check_workloads(names: Sequence[str]) -> list[str]:
   return list(names) or list(WORKLOADS)
 
 
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-  """float32 FLOP/s of an ``n x n`` matmul through XLA on the default device."""
+def matmul_rate(n: int = 2048, repeats: int = 10, dtype: str = "float32") -> float:
+  """FLOP/s of an ``n x n`` matmul in ``dtype`` through XLA on the default device."""
   rng = np.random.default_rng(0)
-  a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
-  b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+  a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32), dtype)
+  b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32), dtype)
   matmul = jax.jit(jnp.matmul)
   matmul(a, b).block_until_ready()
   times = []
@@ -296,16 +306,24 @@ def run(
   repeats: int | None = None,
   matmul: float | None = None,
   kernel_choice: str = "auto",
+  dtype: str = "float32",
+  warmup: int = 2,
 ):
   """Measures the matmul rate, then each workload; yields one JSON-ready dict per line.
 
-  ``kernel_choice`` is set (:func:`vision.ops.kernels.use`) before any workload is built.
+  ``kernel_choice`` is set (:func:`vision.ops.kernels.use`) before any workload is built;
+  ``dtype`` is the models' computation dtype (parameters stay float32).
   """
   names = check_workloads(names)
+  if dtype not in DTYPES:
+    raise InputError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}.")
+  if (repeats is not None and repeats < 1) or warmup < 0:
+    raise InputError(f"--repeats must be at least 1 and --warmup at least 0 ({repeats}, {warmup}).")
   kernels.use(kernel_choice)
-  rate = matmul if matmul else matmul_rate()
+  rate = matmul if matmul else matmul_rate(dtype=dtype)
   yield {
     "workload": "matmul",
+    "dtype": dtype,
     "gflops": round(rate / 1e9, 1),
     "backend": kernels.backend(),
     "devices": jax.device_count(),
@@ -313,17 +331,24 @@ def run(
     "kernels": kernels.current(),
   }
   for name in names:
-    work = BUILDERS[name]()
+    work = BUILDERS[name](dtype=dtype)
     reps = repeats or (10 if name in ("dcgan", "vae") else 5)
-    result = time_workload(work, repeats=reps, warmup=2)
+    result = time_workload(work, repeats=reps, warmup=warmup)
     if result["flops_per_step"]:
       achieved = result["flops_per_step"] / (result["ms_per_step"] / 1e3)
       result["matmul_fraction"] = round(achieved / rate, 3)
     result["kernels"] = kernels.current()
+    result["dtype"] = dtype
     yield result
 
 
-def main(workloads: Sequence[str] = (), repeats: int | None = None, kernel_choice: str = "auto"):
+def main(
+  workloads: Sequence[str] = (),
+  repeats: int | None = None,
+  kernel_choice: str = "auto",
+  dtype: str = "float32",
+  warmup: int = 2,
+):
   """Prints :func:`run`'s lines as JSON, one a line, as each is measured."""
-  for line in run(workloads, repeats, kernel_choice=kernel_choice):
+  for line in run(workloads, repeats, kernel_choice=kernel_choice, dtype=dtype, warmup=warmup):
     print(json.dumps(line), flush=True)

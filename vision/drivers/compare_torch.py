@@ -2,10 +2,16 @@
 
 On the project's shared 2-core machines the speed moves by tens of percent
 within minutes (docs/performance.md), so one run of each side can land in
-different moments. Each round runs, per workload, ``bench_torch.py WORKLOAD``
-and ``scripts/benchmark.py WORKLOAD`` back to back in fresh processes (their
-order alternates between rounds), prints both JSON lines and the ratio, and
-the end prints every workload's ratios and their median.
+different moments. Each round runs, per workload, the PyTorch reference
+``REFERENCE WORKLOAD`` and ``scripts/benchmark.py WORKLOAD`` back to back in
+fresh processes (their order alternates between rounds), prints both JSON
+lines and the ratio, and the end prints every workload's ratios and their
+median. The reference is by default the project's own ``scripts/bench_torch.py``
+(:mod:`torch_reference.workloads`, the ``torch`` extra); any script that takes
+workload names and prints the same JSON lines can replace it. ``repeats`` and
+``dtype`` go to both sides. This module imports no PyTorch: the reference runs
+in its own process, and a reference that fails with an ``error:`` line (PyTorch
+missing, say) ends the comparison with that line.
 """
 
 from __future__ import annotations
@@ -22,29 +28,54 @@ from vision.errors import InputError, UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK_SCRIPT = REPO_ROOT / "scripts" / "benchmark.py"
+REFERENCE_SCRIPT = REPO_ROOT / "scripts" / "bench_torch.py"
+DTYPES = ("float32", "bfloat16")
 
 
 def _last_json(cmd: list[str]) -> dict:
+  """The last JSON line ``cmd`` prints; its ``error:`` line, or its stderr, if it fails."""
   out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
   if out.returncode != 0:
+    last = (out.stderr.strip().splitlines() or [""])[-1]
+    if out.returncode == 2 and last.startswith("error: "):
+      raise UserError(f"{Path(cmd[1]).name} {cmd[-1]}: {last[len('error: ') :]}")
     raise UserError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
   lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+  if not lines:
+    raise UserError(f"{' '.join(cmd)} printed no JSON line.")
   return json.loads(lines[-1])
 
 
 def run(
-  reference: str, workloads: Sequence[str] = (), rounds: int = 3, kernel_choice: str = "auto"
+  reference: str | None = None,
+  workloads: Sequence[str] = (),
+  rounds: int = 3,
+  kernel_choice: str = "auto",
+  repeats: int | None = None,
+  dtype: str = "float32",
 ):
-  """Prints one JSON line per pair, then one per workload with its ratios and their median."""
+  """Prints one JSON line per pair, then one per workload with its ratios and their median.
+
+  ``reference`` is the PyTorch script (default :data:`REFERENCE_SCRIPT`);
+  ``repeats`` (timed calls, each side's default when None) and ``dtype`` are
+  passed to both sides (``--dtype`` only when it is not float32).
+  """
   names = check_workloads(workloads)
-  reference = Path(reference).resolve()
+  if rounds < 1:
+    raise InputError(f"--rounds must be at least 1, not {rounds}.")
+  if dtype not in DTYPES:
+    raise InputError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}.")
+  reference = Path(reference).resolve() if reference else REFERENCE_SCRIPT
   if not reference.is_file():
-    raise InputError(f"no bench_torch.py at {reference}.")
+    raise InputError(f"no reference script at {reference} (--reference).")
+  flags = [] if repeats is None else ["--repeats", str(repeats)]
+  if dtype != "float32":
+    flags += ["--dtype", dtype]
   ratios = {name: [] for name in names}
   for r in range(rounds):
     for name in names:
-      torch_cmd = [sys.executable, str(reference), name]
-      jax_cmd = [sys.executable, str(BENCHMARK_SCRIPT), "--kernels", kernel_choice, name]
+      torch_cmd = [sys.executable, str(reference), *flags, name]
+      jax_cmd = [sys.executable, str(BENCHMARK_SCRIPT), "--kernels", kernel_choice, *flags, name]
       order = [("torch", torch_cmd), ("jax", jax_cmd)]
       if r % 2:
         order.reverse()

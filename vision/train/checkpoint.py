@@ -47,7 +47,7 @@ class Checkpointer:
 
   def save(self, step: int, state) -> None:
     self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
-    _maybe_inject_kill("save", step)
+    _maybe_inject_kill("save", step, self.directory)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -57,12 +57,15 @@ class Checkpointer:
     self.manager.close()
 
 
-def _maybe_inject_kill(event: str, step: int) -> None:
+def _maybe_inject_kill(event: str, step: int, directory: str) -> None:
   """Fault injection for the kill-and-resume tests: ``VISION_KILL_AT=save:STEP``.
 
   Sends SIGKILL to this process right after a save of STEP has *started*, so
-  the save is cut off mid-way, as a pre-empted job would be.
+  the save is cut off mid-way, as a pre-empted job would be. With
+  ``VISION_KILL_IN=TEXT``, only a save into a checkpoint folder whose path
+  contains TEXT (a run that trains another one first, e.g. a GAN's feature
+  classifier, is then killed in its own training).
   """
   target = os.environ.get("VISION_KILL_AT")
-  if target and target == f"{event}:{step}":
+  if target and target == f"{event}:{step}" and os.environ.get("VISION_KILL_IN", "") in directory:
     os.kill(os.getpid(), signal.SIGKILL)

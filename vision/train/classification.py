@@ -23,7 +23,7 @@ import optax
 from vision.data import augment
 from vision.data.sources import Split
 from vision.evaluate import classification_report
-from vision.evaluate.batched import batched_apply
+from vision.evaluate.batched import batched_apply, global_array
 from vision.models.registry import create_model, model_kwargs
 from vision.train.optim import make_optimizer
 from vision.train.state import TrainState, copy_tree
@@ -126,7 +126,9 @@ def make_report(
       predict, in_shardings=(ctx.replicated, ctx.data_sharding), out_shardings=ctx.replicated
     )
     logits = batched_apply(
-      lambda b: {"logits": jitted(state, split.read(b["index"])["image"])},
+      lambda b: {
+        "logits": jitted(state, global_array(split.read(b["index"])["image"], ctx.data_sharding))
+      },
       {"index": np.arange(len(split))},
       batch_size,
     )["logits"]

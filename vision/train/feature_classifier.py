@@ -79,6 +79,30 @@ def _train(config, spec: str, final_dir: str) -> None:
     os.rename(partial, final_dir)
 
 
+def _train_together(config, spec: str, final_dir: str) -> None:
+  """:func:`_train` for a multi-process run, whose processes all take part in the training.
+
+  No file lock (the process holding it would wait for the others in the loop's
+  collectives while they wait for the lock): process 0 decides whether the
+  classifier still needs training, every process trains, process 0 renames the
+  folder, and a barrier keeps the others from reading it before that.
+  """
+  from jax.experimental import multihost_utils
+
+  done = os.path.exists(os.path.join(final_dir, "results.json"))
+  if not int(multihost_utils.broadcast_one_to_all(np.int32(done))):
+    if jax.process_index() == 0:
+      print(f"[vision] training the feature classifier {spec} once into {final_dir}", flush=True)
+    partial = final_dir + ".partial"
+    loop.run(config, partial)
+    multihost_utils.sync_global_devices(f"trained {final_dir}")
+    if jax.process_index() == 0:
+      if os.path.exists(final_dir):
+        shutil.rmtree(final_dir)
+      os.rename(partial, final_dir)
+  multihost_utils.sync_global_devices(f"ready {final_dir}")
+
+
 def load_or_train(
   spec: str = "experiments/cnn_fashion_mnist.py",
   overrides=(),
@@ -104,7 +128,9 @@ def load_or_train(
       f"{config.model.name}_{config.data.name}_{config_hash(config)}",
     )
   workdir = os.path.abspath(workdir)
-  if not os.path.exists(os.path.join(workdir, "results.json")):
+  if jax.process_count() > 1:
+    _train_together(config, spec, workdir)
+  elif not os.path.exists(os.path.join(workdir, "results.json")):
     _train(config, spec, workdir)
 
   train = load_split(config.data, config.data.train_split)

