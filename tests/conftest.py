@@ -64,6 +64,13 @@ def pytest_collection_modifyitems(items):
       item.add_marker(pytest.mark.data)
 
 
+@pytest.fixture
+def pinned_kernels(monkeypatch):
+  """For tests that set both kernel forms themselves (``kernels.use('cpu')`` ...): without
+  ``$VISION_KERNELS``, which would override their choice (scripts/gpu_check.sh sets it)."""
+  monkeypatch.delenv("VISION_KERNELS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def data_env(tmp_path_factory) -> dict[str, str]:
   """Environment for runs: a fresh TFDS data dir, and Fashion-MNIST files."""

@@ -21,6 +21,9 @@ from vision.errors import ConfigError
 from vision.models import registry
 from vision.ops import kernels
 
+# These tests choose the kernel forms themselves.
+pytestmark = pytest.mark.usefixtures("pinned_kernels")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

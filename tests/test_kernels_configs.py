@@ -30,7 +30,7 @@ TINY_CONFIGS = [
   "experiments/transfer.py:scratch,tiny",
 ]
 # One real step of each family under both forms: end-to-end, run with the slow tests.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pinned_kernels")]
 # The feature classifier only serves the GAN's final report.
 OVERRIDES = {"experiments/gan.py": ["eval.classifier="]}
 

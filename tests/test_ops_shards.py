@@ -9,6 +9,9 @@ from vision import losses
 from vision.models.registry import create_model
 from vision.ops import kernels, shards
 
+# These tests choose the kernel forms themselves.
+pytestmark = pytest.mark.usefixtures("pinned_kernels")
+
 
 def _per_example(params, batch):
   hidden = jnp.tanh(batch["x"] @ params["w1"])  # [b, 8]
