@@ -53,8 +53,8 @@ def assert_same_run(got, want, rel=1e-5) -> None:
         assert math.isclose(g[key], value, rel_tol=rel, abs_tol=1e-7), (w["step"], key)
 
 
-def reference_run(spec, workdir, data_env, *overrides) -> None:
-  """One process with two simulated CPU devices."""
+def reference_run(spec, workdir, data_env, *overrides, devices: int = 2) -> None:
+  """One process with ``devices`` simulated CPU devices."""
   run_script(
     "train.py",
     "--config",
@@ -64,7 +64,7 @@ def reference_run(spec, workdir, data_env, *overrides) -> None:
     *overrides,
     env=data_env,
     check=True,
-    extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    extra_env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"},
   )
 
 
@@ -93,6 +93,14 @@ def test_two_processes_match_one_process_with_two_devices(name, data_env, tmp_pa
   # Process 0 alone wrote the files: the same ones as the one-process run, nothing else.
   assert sorted(os.listdir(tmp_path / "two")) == sorted(os.listdir(tmp_path / "one"))
   assert "[vision] task=" in finished[0].stdout and "[vision]" not in finished[1].stdout
+  if name == "classification":
+    # And eight simulated devices: the same losses up to the order of the gradient sums.
+    reference_run(spec, tmp_path / "eight", data_env, devices=8)
+    eight, two = records(tmp_path / "eight"), records(tmp_path / "one")
+    assert [r["step"] for r in eight] == [r["step"] for r in two]
+    for e, t in zip(eight, two):
+      if "train/loss" in t:
+        assert math.isclose(e["train/loss"], t["train/loss"], rel_tol=2e-4), t["step"]
 
 
 @pytest.mark.slow

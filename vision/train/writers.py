@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -12,6 +13,25 @@ import numpy as np
 def _clean(value):
   value = float(value)
   return value if math.isfinite(value) else str(value)
+
+
+def _summary_writer():
+  """tensorboardX's SummaryWriter, imported without PyTorch.
+
+  tensorboardX imports torch at import time when it is installed, only to accept
+  torch tensors; this project logs floats and numpy arrays, so the import is made
+  with torch hidden, which saves every run PyTorch's start-up. A torch already
+  imported is left as it is.
+  """
+  hide = "torch" not in sys.modules
+  if hide:
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    if hide:
+      del sys.modules["torch"]
+  return SummaryWriter
 
 
 class MetricWriter:
@@ -45,9 +65,9 @@ class MetricWriter:
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
-      from tensorboardX import SummaryWriter  # here: it imports torch when torch is installed
-
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step or None)
+      self._tb = _summary_writer()(
+        os.path.join(workdir, "tensorboard"), purge_step=resume_step or None
+      )
 
   def write_scalars(self, step: int, scalars: dict) -> None:
     if not self.active:
