@@ -1,46 +1,37 @@
-"""Every script reports a user error as one ``error:`` line and exit status 2, never a traceback."""
+"""The command-line plumbing: user errors become one line and exit status 2, bugs stay loud.
+
+The table of bad inputs through the real scripts is tests/test_bad_inputs.py.
+"""
 
 import pytest
 
-from tests.conftest import run_script
-
-WORKDIR = "{workdir}"  # replaced by a fresh folder per case
-
-CASES = [
-  # missing weights file (WeightsError)
-  (
-    "attack.py",
-    ["--config", "experiments/attack.py", "--workdir", WORKDIR, "--config.weights=/no/such.npz"],
-    "/no/such.npz",
-  ),
-  # missing config file (ConfigError)
-  ("visualize.py", ["--config", "experiments/nope.py", "--workdir", WORKDIR], "not found"),
-  # missing photo file (InputError)
-  (
-    "stylize.py",
-    ["--config", "experiments/stylize.py", "--workdir", WORKDIR, "--config.style=/no/such.png"],
-    "no image '/no/such.png'",
-  ),
-  # unknown workload (InputError)
-  ("benchmark.py", ["dcgann"], "unknown workload"),
-  # missing image file (InputError), found before the model loads
-  ("classify.py", ["/no/such.png"], "no image '/no/such.png'"),
-  # a bad command line (argparse, as an InputError)
-  ("features.py", ["chelsea.png"], "--layer"),
-  # missing checkpoint to convert (WeightsError)
-  ("convert_weights.py", ["efficientnet_lite0", "/no/such.pth"], "/no/such.pth"),
-  # a config without a sweep (ConfigError)
-  ("sweep.py", ["--config", "experiments/attack.py", "--workdir", WORKDIR], "get_sweep"),
-]
+from vision import cli
+from vision.errors import ConfigError, InputError
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("script,args,message", CASES, ids=[f"{c[0]}-{c[2][:20]}" for c in CASES])
-def test_user_errors_are_one_line_and_exit_code_2(tmp_path, script, args, message):
-  args = [str(tmp_path / "run") if a == WORKDIR else a for a in args]
-  proc = run_script(script, *args, timeout=300)
-  assert proc.returncode == 2, proc.stderr
-  assert "Traceback" not in proc.stderr
-  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-  assert len(errors) == 1, proc.stderr
-  assert message in errors[0], proc.stderr
+def test_guarded_prints_a_user_error_as_one_line_and_returns_2(capsys):
+  def main(argv):
+    raise ConfigError("--config.batch_size=-5: must be a positive integer; use e.g. 64.")
+
+  assert cli.guarded(main, []) == 2
+  err = capsys.readouterr().err
+  assert err == "error: --config.batch_size=-5: must be a positive integer; use e.g. 64.\n"
+
+
+def test_guarded_lets_a_bug_raise():
+  def main(argv):
+    raise KeyError("a bug, not a user error")
+
+  with pytest.raises(KeyError):
+    cli.guarded(main, [])
+
+
+def test_parse_args_checks_the_config_and_the_workdir(tmp_path):
+  spec = "experiments/cnn_fashion_mnist.py:tiny"
+  args = cli.parse_args(["--config", spec, "--workdir", str(tmp_path / "run")])
+  assert args.config.batch_size == 64 and not (tmp_path / "run").exists()
+  with pytest.raises(ConfigError, match="batch_size=-5"):
+    cli.parse_args(["--config", spec, "--workdir", str(tmp_path), "--config.batch_size=-5"])
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(InputError, match="is an existing file"):
+    cli.parse_args(["--config", spec, "--workdir", str(tmp_path / "file")])

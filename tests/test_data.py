@@ -1,15 +1,21 @@
 """Offline TFDS builders, image folders, catalog errors and grain pipelines."""
 
+import glob
+import hashlib
 import os
+import types
 
 import ml_collections
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from PIL import Image
 
-from tests.conftest import write_idx
+from tests.conftest import REAL_FASHION_MNIST, ROOT, write_idx
+from vision import configs
 from vision.data import augment, builders, pipeline
 from vision.data.sources import DatasetError, load_split
+from vision.train import loop
 
 
 def data_config(**kw):
@@ -194,3 +200,76 @@ def test_mixup_mixes_pairs_of_images_and_targets_with_one_weight():
     assert np.allclose(lam[~own], lam[~own][0], atol=1e-6)
     expected = lam[:, None, None, None] * images + (1 - lam)[:, None, None, None] * images[partner]
     np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-6)
+
+
+# -- the splits the experiments use are disjoint ---------------------------------------------------
+FASHION_MNIST_SIZES = {"train": 60000, "test": 10000}
+SPLIT_ROLES = ("train_split", "val_split", "test_split")
+
+
+def fashion_mnist_configs():
+  """``(spec, config)`` of every experiment config on Fashion-MNIST: each file as it is and
+  with each of its size variants (small, tiny)."""
+  for path in sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py"))):
+    if os.path.basename(path) in ("__init__.py", "common.py"):
+      continue
+    module = configs.load_module(path)
+    variants = getattr(module, "VARIANTS", ())
+    for arg in (None, *(size for size in ("small", "tiny") if size in variants)):
+      spec = os.path.relpath(path, ROOT) + (f":{arg}" if arg else "")
+      config = configs.load_config(spec)
+      if "data" in config and config.data.name == "fashion_mnist":
+        yield spec, config
+
+
+def example_ranges(spec: str) -> list[tuple[str, int, int]]:
+  """``(split name, from, to)`` of the examples a TFDS split spec reads from Fashion-MNIST."""
+  infos = {name: types.SimpleNamespace(num_examples=n) for name, n in FASHION_MNIST_SIZES.items()}
+  ranges = tfds.core.ReadInstruction.from_spec(spec).to_absolute(infos)
+  return [
+    (r.splitname, r.from_ or 0, FASHION_MNIST_SIZES[r.splitname] if r.to is None else r.to)
+    for r in ranges
+  ]
+
+
+def test_every_config_reads_disjoint_train_val_and_test_examples():
+  checked = []
+  for spec, config in fashion_mnist_configs():
+    roles = {
+      role: example_ranges(config.data[role]) for role in SPLIT_ROLES if config.data.get(role)
+    }
+    assert "train_split" in roles and "test_split" in roles, spec
+    for i, first in enumerate(roles):
+      for second in list(roles)[i + 1 :]:
+        for name, lo, hi in roles[first]:
+          for other, lo2, hi2 in roles[second]:
+            assert name != other or hi <= lo2 or hi2 <= lo, (
+              f"{spec}: {first} {config.data[first]!r} and {second} "
+              f"{config.data[second]!r} share examples {name}[{max(lo, lo2)}:{min(hi, hi2)}]"
+            )
+    checked.append(spec)
+  # Every training config on Fashion-MNIST, with its small and tiny variants.
+  assert {"experiments/cnn_fashion_mnist.py", "experiments/cnn_fashion_mnist.py:tiny"} <= set(
+    checked
+  )
+  assert len(checked) >= 20, checked
+
+
+def image_digests(split) -> list[bytes]:
+  images = split.read(np.arange(len(split)))["image"]
+  return [hashlib.sha1(image.tobytes()).digest() for image in images]
+
+
+def test_default_splits_share_no_image(data_env):
+  """The splits of the default configs, as loaded: no image of validation or test is also a
+  training image (compared by content, which also catches a split read from the wrong file)."""
+  splits = loop.load_splits(configs.load_config("experiments/cnn_fashion_mnist.py"))
+  assert set(splits) == {"train", "val", "test"}
+  digests = {role: image_digests(split) for role, split in splits.items()}
+  total = sum(len(d) for d in digests.values())
+  if os.path.exists(os.path.join(REAL_FASHION_MNIST, "t10k-labels-idx1-ubyte.gz")):
+    assert total == 70000
+  seen = {role: set(d) for role, d in digests.items()}
+  for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+    shared = seen[first] & seen[second]
+    assert not shared, f"{len(shared)} images are in both {first} and {second}"

@@ -431,11 +431,17 @@ def test_attack_script_fools_efficientnet_on_chelsea(tmp_path):
     "--config.images=chelsea",
     "--config.steps=5",
     "--config.progress=False",
+    "--config.transfer_model=efficientnet_lite0",
   )
   assert proc.returncode == 0, proc.stderr
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["clean_accuracy"] == 1.0
   assert results["success_rate"] == 1.0
+  # The transfer model is the attacked one: its success on the saved examples is the
+  # attack's own, and the clean photo never counts as a success.
+  assert results["transfer_model"] == "efficientnet_lite0"
+  assert results["transfer_success_rate"] == results["success_rate"]
+  assert results["transfer_clean_success_rate"] == 0.0
   assert results["all_within_eps"] and results["all_in_range"]
   assert results["max_linf"] <= 8 / 255 + 1e-6
   saved = inputs.read_png(str(tmp_path / "adversarial_chelsea.png"))

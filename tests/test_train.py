@@ -183,16 +183,44 @@ def test_bfloat16_compute_keeps_float32_params(data_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_early_stopping_runs_and_reports_the_best_validation_weights(data_env, tmp_path):
-  """Patience 1 with an eval every 2 steps: the run trains, keeps the best weights in the
-  donated state (no buffer shared with the current ones) and reports the best val accuracy."""
+def test_early_stopping_stops_and_reports_the_best_validation_weights(data_env, tmp_path):
+  """Patience 1 with an evaluation after every step: the run stops at the first evaluation
+  that does not beat the best one, long before ``num_steps``, and reports the weights of the
+  best evaluation (kept in the donated state, no buffer shared with the current ones)."""
+  num_steps = 40
   config = configs.load_config(
-    TINY, ["early_stopping_patience=1", "eval_every=2", "num_steps=12", "checkpoint_every=0"]
+    TINY,
+    [
+      "early_stopping_patience=1",
+      "eval_every=1",
+      "log_every=1",
+      f"num_steps={num_steps}",
+      "checkpoint_every=0",
+    ],
   )
   results = loop.run(config, str(tmp_path))
   with open(tmp_path / "metrics.jsonl") as f:
     records = [json.loads(line) for line in f]
-  val = [r["val/accuracy"] for r in records if "val/accuracy" in r]
+  val = [(r["step"], r["val/accuracy"], r["val/loss"]) for r in records if "val/accuracy" in r]
   assert val, "no validation evaluations were logged"
-  # The final report uses the weights of the best evaluation, not the last one.
-  assert results["val_accuracy"] == pytest.approx(max(val), abs=1e-6)
+  # The stopping rule replayed on the logged evaluations: the first one that is not better.
+  best, stop = -1.0, None
+  for step, accuracy, _ in val:
+    if accuracy <= best:
+      stop = step
+      break
+    best = accuracy
+  assert stop is not None, f"validation accuracy rose at every one of {len(val)} evaluations"
+  assert stop < num_steps
+  # Training and evaluation ended there: no step after it was logged.
+  trained = [r["step"] for r in records if "train/loss" in r]
+  assert trained == list(range(1, stop + 1)), trained[-5:]
+  assert [s for s, _, _ in val] == list(range(1, stop + 1))
+  assert str(stop) in os.listdir(tmp_path / "checkpoints")  # the stopped state is saved
+  # The report evaluates the best evaluation's weights, not the last ones: its validation
+  # accuracy is the best and its validation loss that of the best evaluation.
+  best_step, best_accuracy, best_loss = max(val, key=lambda v: (v[1], -v[0]))
+  assert best_step < stop
+  assert results["val_accuracy"] == pytest.approx(best_accuracy, abs=1e-6)
+  assert results["val_loss"] == pytest.approx(best_loss, rel=1e-5)
+  assert results["val_loss"] != pytest.approx(val[-1][2], rel=1e-5)

@@ -11,7 +11,8 @@ from vision import configs
 from vision.data import pipeline
 from vision.models.registry import create_model
 from vision.train import loop, transfer
-from vision.weights.cache import save_npz
+from vision.train.checkpoint import Checkpointer
+from vision.weights.cache import load_npz, save_npz
 
 CONFIG = "experiments/transfer.py"
 
@@ -151,6 +152,86 @@ def test_transfer_config_runs_with_other_backbones(data_env, tmp_path, name):
   config = configs.load_config(
     f"{CONFIG}:{name},head,tiny", [f"model.weights={weights}", "num_steps=2", "eval_every=0"]
   )
-  results = loop.run(config, str(tmp_path / "run"))
-  assert 0.0 <= results["test_accuracy"] <= 1.0 and np.isfinite(results["test_loss"])
-  assert results["params_trained"] > 0
+  workdir = tmp_path / "run"
+  results = loop.run(config, str(workdir))
+  assert np.isfinite(results["test_loss"])
+
+  # The run's final state, as checkpointed: the body is the file's weights, untouched; every
+  # parameter of the head stage trained.
+  splits = loop.load_splits(config)
+  task = transfer.build(config, splits, num_steps=2)
+  sample = next(pipeline.eval_batches(splits["train"], batch_size=config.batch_size))
+  sample.pop("mask")
+  checkpointer = Checkpointer(str(workdir / "checkpoints"))
+  state = checkpointer.restore(task.init(jax.random.key(0), sample))
+  checkpointer.close()
+  assert int(state.step) == 2
+  final = traverse_util.flatten_dict(
+    jax.device_get({"params": state.params, "batch_stats": state.batch_stats}), sep="/"
+  )
+  stored, _ = load_npz(weights)
+  backbone, _ = transfer.load_backbone(config, splits["train"].num_classes)
+  head = {n for stage, names in backbone.stage_layout() if stage == "head" for n in names}
+  body = [k for k in final if k.split("/")[1] not in head]
+  trained = [k for k in final if k.startswith("params/") and k.split("/")[1] in head]
+  assert len(body) > 10 and trained
+  for key in body:
+    np.testing.assert_array_equal(final[key], stored[key], err_msg=key)
+  for key in trained:
+    start = stored[key] if key.split("/")[1] != "head" else np.zeros_like(final[key])
+    assert not np.array_equal(final[key], start), f"{key} did not train"
+  assert results["params_trained"] == sum(final[k].size for k in trained)
+
+
+def second_step_updates(config) -> dict:
+  """The change of every trainable parameter in the second of two steps on one batch (the
+  first passes no gradient to the backbone through the zero-initialized head)."""
+  splits = loop.load_splits(config)
+  task = transfer.build(config, splits, num_steps=10)
+  batch = next(
+    iter(pipeline.train_batches(splits["train"], batch_size=config.batch_size, num_steps=1, seed=0))
+  )
+  state = task.init(jax.random.key(0), batch)
+  step = jax.jit(task.train_step)
+  state, _ = step(state, batch, jax.random.key(1))
+  before = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
+  state, metrics = step(state, batch, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss"]))
+  after = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
+  return {k: np.asarray(after[k], np.float64) - before[k] for k in before}
+
+
+@pytest.mark.slow
+def test_backbone_lr_scale_scales_only_the_backbone_updates(data_env, tiny_weights):
+  updates = {}
+  for scale in (1.0, 0.1):
+    config = configs.load_config(
+      CONFIG + ":efficientnet_lite_tiny,finetune,tiny",
+      [
+        f"model.weights={tiny_weights}",
+        "optim.warmup_steps=0",
+        "optim.weight_decay=0.0",  # so the backbone does not move on the first step
+        "transfer.train_last_n=1",
+        "transfer.bn_train=false",
+        f"transfer.backbone_lr_scale={scale}",
+      ],
+    )
+    updates[scale] = second_step_updates(config)
+  layout = transfer.load_backbone(config, 10)[0].stage_layout()
+  head = {n for stage, names in layout if stage == "head" for n in names}
+  is_head = lambda key: key.split("/")[0] in head  # noqa: E731
+  norm = lambda u, keep: np.sqrt(sum(np.sum(v**2) for k, v in u.items() if keep(k)))  # noqa: E731
+  full, scaled = updates[1.0], updates[0.1]
+  backbone_full = norm(full, lambda k: not is_head(k))
+  assert backbone_full > 0, "the backbone did not train"
+  # Adam's step is proportional to the learning rate: a tenth of the learning rate, a tenth
+  # of the update, in every backbone parameter.
+  assert norm(scaled, lambda k: not is_head(k)) / backbone_full == pytest.approx(0.1, rel=1e-3)
+  for key in full:
+    if not is_head(key):
+      np.testing.assert_allclose(scaled[key], 0.1 * full[key], rtol=1e-3, atol=1e-6, err_msg=key)
+  # The head's learning rate is not scaled.
+  assert norm(full, is_head) > 0
+  for key in full:
+    if is_head(key):
+      np.testing.assert_allclose(scaled[key], full[key], rtol=1e-5, atol=1e-7, err_msg=key)

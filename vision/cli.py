@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 
-from vision import distributed
+from vision import distributed, validate
 from vision.configs import load_config
 from vision.errors import ConfigError, InputError, UserError
 from vision.ops import kernels
@@ -98,7 +98,11 @@ def base_parser(description: str | None) -> ArgumentParser:
 
 
 def parse_args(argv=None, description=None, parser=None):
-  """The parsed arguments; ``args.config`` is the loaded config (``args.config_spec`` its spec)."""
+  """The parsed arguments; ``args.config`` is the loaded config (``args.config_spec`` its spec).
+
+  The config and ``--workdir`` pass :func:`vision.validate.check` first: a bad value is a
+  :class:`vision.errors.UserError` before anything is read or written.
+  """
   argv = sys.argv[1:] if argv is None else list(argv)
   rest, overrides = split_overrides(argv)
   parser = parser or base_parser(description)
@@ -113,6 +117,8 @@ def parse_args(argv=None, description=None, parser=None):
   args.config_spec = args.config
   args.overrides = overrides
   args.config = load_config(args.config, overrides)
+  # Every value checked before the script reads data, builds a model or writes the workdir.
+  validate.check(args.config, getattr(args, "workdir", None))
   return args
 
 

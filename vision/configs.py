@@ -66,7 +66,16 @@ def _importable_package_folder(path: str) -> None:
 
 def load_module(path: str):
   if not os.path.isfile(path):
-    raise ConfigError(f"config file {path!r} not found.{_experiments_hint(path)}")
+    what = "is a folder, not a config file" if os.path.isdir(path) else "not found"
+    raise ConfigError(
+      f"config file {path!r} {what}; give --config experiments/NAME.py[:ARG]."
+      f"{_experiments_hint(path)}"
+    )
+  if not path.endswith(".py"):
+    raise ConfigError(
+      f"config file {path!r} is not a Python file; give --config experiments/NAME.py[:ARG]."
+      f"{_experiments_hint(path)}"
+    )
   _importable_package_folder(path)
   name = "vision_experiment_" + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
@@ -81,7 +90,9 @@ def _call_with_arg(fn, arg):
   if arg is None:
     return fn()
   if not inspect.signature(fn).parameters:
-    raise ConfigError(f"{fn.__module__}.{fn.__name__} takes no argument, but ':{arg}' was given.")
+    raise ConfigError(
+      f"{fn.__name__}() of this config takes no argument, but ':{arg}' was given; drop ':{arg}'."
+    )
   return fn(arg)
 
 
@@ -116,7 +127,12 @@ def load_sweep(spec: str) -> list[dict[str, Any]]:
       f"config file {path!r} defines no get_sweep(); add get_sweep(arg=None) returning "
       "a list of override dicts, e.g. [{'model.dropout': 0.0}, {'model.dropout': 0.5}]."
     )
-  sweep = _call_with_arg(module.get_sweep, arg)
+  try:
+    sweep = _call_with_arg(module.get_sweep, arg)
+  except ConfigError:
+    raise
+  except (KeyError, ValueError) as e:
+    raise ConfigError(f"{path}: get_sweep({arg!r}) failed: {e}") from e
   if not sweep:
     raise ConfigError(f"{path}: get_sweep({arg!r}) returned no points.")
   return [dict(point) for point in sweep]
@@ -157,8 +173,8 @@ def parse_value(text: str, current: Any, field: str) -> Any:
       return type(current)(value)
   except (ValueError, SyntaxError) as e:
     raise ConfigError(
-      f"cannot parse --config.{field}={text!r}: expected a {type(current).__name__} "
-      f"like the current value {current!r}."
+      f"cannot parse --config.{field}={text!r}: expected a {type(current).__name__} like the "
+      f"current value {current!r} (e.g. --config.{field}={current!r})."
     ) from e
   # A field that is None (or another type) takes any Python literal, else the string.
   try:

@@ -40,3 +40,7 @@ class InputError(UserError, ValueError):
 
 class NonFiniteLossError(UserError, FloatingPointError):
   """The loss or the parameters became NaN or infinite; the last good checkpoint is kept."""
+
+
+class CheckpointError(UserError, OSError):
+  """No checkpoint of the workdir can be read: its files are damaged or incomplete."""

@@ -309,9 +309,15 @@ def plot_class_histogram(
 
 # -- attacks and backbones ----------------------------------------------------------------------
 def plot_robust_accuracy(
-  path: str, eps_list, curves: dict[str, list[float]], title: str, tick_labels: list[str]
+  path: str,
+  eps_list,
+  curves: dict[str, list[float]],
+  title: str,
+  tick_labels: list[str],
+  norm: str = "linf",
 ) -> str:
-  """Accuracy vs eps (L-inf, in 8-bit levels on a symlog axis) for each named curve."""
+  """Accuracy vs eps of the attack's ``norm`` ('linf' or 'l2'; x255 on a symlog axis) for each
+  named curve."""
   levels = [e * 255 for e in eps_list]
   fig, ax = plt.subplots(figsize=(6.0, 3.8))
   styles = ["o-", "s-", "^--", "v--", "d:", "x:"]
@@ -319,7 +325,7 @@ def plot_robust_accuracy(
     ax.plot(levels, values, style, label=label, markersize=4)
   ax.set_xscale("symlog", linthresh=1)
   ax.set_xticks(levels, tick_labels, fontsize=7)
-  ax.set_xlabel("eps (L-inf, pixel units)")
+  ax.set_xlabel(f"eps ({'L2' if norm == 'l2' else 'L-inf'}, pixel units)")
   ax.set_ylabel("accuracy")
   ax.set_ylim(-0.02, 1.02)
   ax.grid(alpha=0.3)

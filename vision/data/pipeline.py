@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from vision.data.sources import Split
+from vision.errors import ConfigError, DatasetError
 
 
 def _process_rows(global_batch: int) -> slice:
@@ -24,6 +25,14 @@ def _process_rows(global_batch: int) -> slice:
   count, index = jax.process_count(), jax.process_index()
   local = global_batch // count
   return slice(index * local, (index + 1) * local)
+
+
+def _check_not_empty(split: Split) -> None:
+  if not len(split):
+    raise DatasetError(
+      f"{split.name}:{split.split} has no examples; check --config.data.class_filter (the "
+      "classes kept) and the split's range."
+    )
 
 
 def train_batches(
@@ -41,10 +50,12 @@ def train_batches(
   Each yielded dict holds this host's rows: ``image`` uint8 [B, H, W, C] and
   ``label`` int32 [B].
   """
+  _check_not_empty(split)
   if batch_size > len(split):
-    raise ValueError(
-      f"batch_size {batch_size} exceeds the {len(split)} training examples of "
-      f"{split.name}:{split.split}; lower --config.batch_size."
+    raise ConfigError(
+      f"--config.batch_size={batch_size} exceeds the {len(split)} training examples of "
+      f"{split.name}:{split.split}; use --config.batch_size={max(1, len(split))} or less, "
+      "or a larger --config.data.train_split."
     )
   steps_per_epoch = len(split) // batch_size
   epochs = math.ceil(num_steps / steps_per_epoch) + 1
@@ -65,6 +76,9 @@ def train_batches(
 
 def eval_batches(split: Split, *, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
   """One pass over ``split`` in order; the last batch is padded, with ``mask`` 0 on padding."""
+  if batch_size < 1:
+    raise ConfigError(f"--config.batch_size={batch_size}: use a positive batch size, e.g. 64.")
+  _check_not_empty(split)
   n = len(split)
   rows = _process_rows(batch_size)
   for start in range(0, n, batch_size):

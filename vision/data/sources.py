@@ -181,7 +181,15 @@ def load_split(data_config, split: str) -> Split:
         if not builder.is_prepared():
           print(f"[vision] preparing image folder {root} in {data_dir} (once)", flush=True)
           tfds.disable_progress_bar()
-          builder.download_and_prepare()
+          try:
+            builder.download_and_prepare()
+          except ValueError as e:  # an unreadable image under on_bad_image='error'
+            raise DatasetError(" ".join(str(e).split())) from e
+          except AssertionError as e:  # TFDS: a split that no file falls into
+            raise DatasetError(
+              f"image folder {root!r}: {' '.join(str(e).split())}; give each class sub-folder "
+              "JPEG or PNG files, enough that some fall into the test split (about a fifth)."
+            ) from e
           skipped = builder.skipped
       if skipped:
         logging.warning(

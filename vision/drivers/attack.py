@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from vision import viz
+from vision import validate, viz
 from vision.drivers import inputs, robustness
 from vision.errors import ConfigError
 from vision.ops import kernels
@@ -70,6 +70,7 @@ def _caption(probs, names) -> str:
 
 def run(config, workdir: str) -> dict:
   """The run ``config.task`` names: ``'imagenet'`` (photos) or ``'fashion_mnist'`` (robustness)."""
+  validate.check(config, workdir, expect="attack")  # before anything is loaded or written
   if config.task == "fashion_mnist":
     return robustness.run(config, workdir)
   if config.task != "imagenet":
@@ -106,11 +107,15 @@ def run_photos(config, workdir: str) -> dict:
   inputs.check_attack(config)
   eps = inputs.parse_number(config.eps, "config.eps")
   if eps <= 0:
-    raise ConfigError(f"config.eps must be positive, got {config.eps!r}.")
+    raise ConfigError(
+      f"--config.eps={config.eps!r}: eps must be positive; use e.g. --config.eps=8/255."
+    )
   settings = inputs.attack_settings(config, eps)
   target = inputs.imagenet_class(config.target) if str(config.target).strip() else None
   targeted = target is not None
   specs = parse_image_specs(config.images)
+  for spec, _ in specs:  # before the model loads: a typo fails at once
+    inputs.check_photo(spec)
   names = class_names()
 
   model, variables, size = inputs.load_backbone(config.model, config.weights)

@@ -317,8 +317,10 @@ def run(
   names = check_workloads(names)
   if dtype not in DTYPES:
     raise InputError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}.")
-  if (repeats is not None and repeats < 1) or warmup < 0:
-    raise InputError(f"--repeats must be at least 1 and --warmup at least 0 ({repeats}, {warmup}).")
+  if repeats is not None and repeats < 1:
+    raise InputError(f"--repeats {repeats}: give at least 1 timed call, e.g. --repeats 5.")
+  if warmup < 0:
+    raise InputError(f"--warmup {warmup}: give 0 or more untimed calls, e.g. --warmup 2.")
   kernels.use(kernel_choice)
   rate = matmul if matmul else matmul_rate(dtype=dtype)
   yield {

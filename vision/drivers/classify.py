@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from vision import validate
 from vision.drivers import inputs
+from vision.errors import InputError
 from vision.ops import kernels
 from vision.weights.imagenet import top_k
 
@@ -26,8 +28,14 @@ def classify(
   top: int = 5,
 ) -> list[list[dict]]:
   """The ``top`` classes ``[{'index', 'label', 'prob'}]`` of each image file in ``images``."""
-  for path in images:  # before the model loads: a typo fails at once
+  # Before the model loads: a typo fails at once.
+  if top < 1:
+    raise InputError(f"--top {top}: give a positive number of classes, e.g. --top 5.")
+  if size is not None and size < 16:
+    raise InputError(f"--size {size}: give an input size of at least 16, e.g. --size 224.")
+  for path in images:
     inputs.check_image_file(path)
+  validate.check_backbone(model, weights)
   network, variables, input_size = inputs.load_backbone(model, weights)
   size = size or input_size
   batch = np.stack([inputs.read_image(path, size, resize) for path in images])  # [B, H, W, 3]

@@ -62,12 +62,16 @@ def run(
   """
   names = check_workloads(workloads)
   if rounds < 1:
-    raise InputError(f"--rounds must be at least 1, not {rounds}.")
+    raise InputError(f"--rounds {rounds}: give at least 1 round, e.g. --rounds 3.")
   if dtype not in DTYPES:
     raise InputError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}.")
   reference = Path(reference).resolve() if reference else REFERENCE_SCRIPT
   if not reference.is_file():
-    raise InputError(f"no reference script at {reference} (--reference).")
+    raise InputError(
+      f"no reference script at {reference}; give an existing PyTorch benchmark script with "
+      "--reference PATH, "
+      "or leave out --reference for scripts/bench_torch.py."
+    )
   flags = [] if repeats is None else ["--repeats", str(repeats)]
   if dtype != "float32":
     flags += ["--dtype", dtype]

@@ -6,10 +6,12 @@ Each tile is one channel, min-max normalized on its own
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 
-from vision import viz
+from vision import validate, viz
 from vision.drivers import inputs
 from vision.errors import InputError
 from vision.models.backbones import feature_names
@@ -27,7 +29,18 @@ def run(
 ) -> str | None:
   """Writes the PNG (default ``IMAGE_MODEL_LAYER.png``) and prints its path; returns it."""
   kernels.use(kernel_choice)
-  inputs.check_image_file(image)  # before the model loads: a typo fails at once
+  # Before the model loads: a typo fails at once.
+  if max_channels < 1:
+    raise InputError(
+      f"--max-channels {max_channels}: give a positive number of channels, e.g. --max-channels 64."
+    )
+  if out is not None:
+    folder = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(out) or not os.path.isdir(folder):
+      problem = "is a folder" if os.path.isdir(out) else f"{folder} is not a folder"
+      raise InputError(f"--out {out}: {problem}; give a PNG file path in an existing folder.")
+  inputs.check_image_file(image)
+  validate.check_backbone(model, weights)
   network, variables, size = inputs.load_backbone(model, weights)
   picture = inputs.read_image(image, size)
   names = feature_names(network, size)  # abstract evaluation: cheap, before compiling

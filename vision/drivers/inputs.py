@@ -36,7 +36,7 @@ def weights_errors():
   except WeightsError:
     raise
   except (OSError, ValueError) as e:
-    raise WeightsError(str(e)) from e
+    raise WeightsError(" ".join(str(e).split())) from e  # one line, as every error
 
 
 def load_backbone(name: str, weights: str | None = "") -> tuple:
@@ -106,11 +106,17 @@ def check_image_file(path: str, builtins: bool = False) -> None:
   if os.path.isfile(path):
     return
   if not builtins:
-    raise InputError(f"no image {path!r}: no such file.")
+    raise InputError(f"no image {path!r}: no such file; give the path of a JPEG or PNG file.")
   raise InputError(
-    f"no image {path!r}: not a file and not a built-in photo "
-    f"(skimage.data: {', '.join(SKIMAGE_PHOTOS)}; sklearn: {', '.join(SKLEARN_PHOTOS)})."
+    f"no image {path!r}: not a file and not a built-in photo; give an image file or one of "
+    f"{', '.join(SKIMAGE_PHOTOS)} (skimage.data), {', '.join(SKLEARN_PHOTOS)} (sklearn)."
   )
+
+
+def check_photo(spec: str) -> None:
+  """An InputError unless ``spec`` is a built-in photo or an image file (before loading models)."""
+  if spec not in SKIMAGE_PHOTOS and spec not in SKLEARN_PHOTOS:
+    check_image_file(spec, builtins=True)
 
 
 def load_photo(spec: str, size: int) -> np.ndarray:
@@ -207,8 +213,11 @@ def check_choice(config, field: str, choices) -> None:
   """A ConfigError unless ``config[field]`` is one of ``choices``."""
   value = config[field]
   if value not in choices:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    example = close[0] if close else choices[0]
     raise ConfigError(
-      f"config.{field}={value!r}; use one of {', '.join(repr(c) for c in choices)}."
+      f"--config.{field}={value!r} is not a choice; use one of "
+      f"{', '.join(repr(c) for c in choices)} (e.g. --config.{field}={example})."
     )
 
 
@@ -221,9 +230,14 @@ def check_attack(config) -> None:
   check_choice(config, "norm", NORMS)
   check_choice(config, "loss", LOSSES)
   if config.method == "fgsm" and config.norm != "linf":
-    raise ConfigError("FGSM is an L-inf attack; use config.method=pgd for config.norm=l2.")
+    raise ConfigError(
+      "FGSM is an L-inf attack, but --config.norm=l2; use --config.method=pgd for l2 "
+      "(or --config.norm=linf)."
+    )
   if config.steps < 1:
-    raise ConfigError("config.steps must be at least 1.")
+    raise ConfigError(
+      f"--config.steps={config.steps}: use at least 1 step, e.g. --config.steps=10."
+    )
 
 
 def attack_settings(config, eps: float) -> dict:
@@ -238,6 +252,11 @@ def attack_settings(config, eps: float) -> dict:
     step_size = eps
   elif str(config.step_size).strip():
     step_size = parse_number(config.step_size, "config.step_size")
+    if step_size <= 0:
+      raise ConfigError(
+        f"--config.step_size={config.step_size!r}: the step must be positive; use e.g. "
+        "--config.step_size=2/255, or --config.step_size='' for 2.5 * eps / steps."
+      )
   else:
     step_size = 2.5 * eps / max(steps, 1)
     if config.quantize and config.norm == "linf":

@@ -57,7 +57,10 @@ def run(config, workdir: str) -> dict:
   inputs.check_attack(config)
   eps_list = [inputs.parse_number(e, "config.eps_list") for e in inputs.split_list(config.eps_list)]
   if not eps_list or min(eps_list) < 0:
-    raise ConfigError("config.eps_list needs non-negative values, e.g. 0,2/255,8/255.")
+    raise ConfigError(
+      f"--config.eps_list={config.eps_list!r}: eps values must be >= 0; use e.g. "
+      "--config.eps_list=0,2/255,8/255."
+    )
   main_eps = inputs.parse_number(config.eps, "config.eps")
   if main_eps not in eps_list:
     eps_list.append(main_eps)
@@ -124,7 +127,9 @@ def run(config, workdir: str) -> dict:
             "mean_linf": float(norms["linf"].mean()),
             "mean_l2": float(norms["l2"].mean()),
             "max_linf": float(norms["linf"].max()),
-            "all_within_eps": bool((norms["linf"] <= eps + 1e-6).all()),
+            "max_l2": float(norms["l2"].max()),
+            # In the attack's own norm: an L2 example may be far outside L-inf's eps.
+            "all_within_eps": bool((norms[config.norm] <= eps + 1e-6).all()),
           }
   bar.close()
 
@@ -142,6 +147,7 @@ def run(config, workdir: str) -> dict:
     curves,
     f"{name}: {kind} {config.norm}, {config.steps} steps, {n} test images",
     [eps_key(e) for e in eps_list],
+    norm=config.norm,
   )
   shown = [e for e in eps_list if e > 0]
   shown = [shown[len(shown) // 2], shown[-1]] if len(shown) > 1 else shown

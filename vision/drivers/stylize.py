@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vision import viz
+from vision import validate, viz
 from vision.drivers import inputs
 from vision.errors import ConfigError
 from vision.models.backbones import backbone_info, feature_names
@@ -43,24 +43,33 @@ def _layers(config) -> tuple[list[str], list[str], list[float]]:
   ]
   if style_layer_weights and len(style_layer_weights) != len(style_layers):
     raise ConfigError(
-      f"config.style_layer_weights has {len(style_layer_weights)} values for "
-      f"{len(style_layers)} style layers."
+      f"--config.style_layer_weights has {len(style_layer_weights)} values for "
+      f"{len(style_layers)} style layers; give one weight per layer, or '' for 1 each."
     )
   return content_layers, style_layers, style_layer_weights
 
 
 def run(config, workdir: str) -> dict:
   """Style transfer of ``config.content`` in the style of ``config.style``; PNGs, results.json."""
+  validate.check(config, workdir, expect="stylize")  # before anything is loaded or written
   kernels.use(config.get("kernels", "auto"))
   t0 = time.time()
   inputs.check_choice(config, "optimizer", OPTIMIZERS)
   param = config.param or ("pixel" if config.optimizer == "adam" else "sigmoid")
   if param not in STYLE_PARAMS:
-    raise ConfigError(f"config.param={config.param!r}; use one of {', '.join(STYLE_PARAMS)}.")
+    raise ConfigError(
+      f"--config.param={config.param!r}: use one of {', '.join(STYLE_PARAMS)}, or '' for the "
+      "optimizer's default."
+    )
   inputs.check_choice(config, "init", ("content", "noise"))
   if config.steps < 1 or config.size < 16:
-    raise ConfigError("config.steps must be >= 1 and config.size >= 16.")
+    raise ConfigError(
+      f"--config.steps={config.steps}, --config.size={config.size}: use at least 1 step and "
+      "a size of at least 16 (e.g. --config.steps=200 --config.size=256)."
+    )
   content_layers, style_layers, style_layer_weights = _layers(config)
+  inputs.check_photo(config.content)
+  inputs.check_photo(config.style)
   content = inputs.load_photo(config.content, config.size)[None]
   style = inputs.load_photo(config.style, config.style_size or config.size)[None]
 

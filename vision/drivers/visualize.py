@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from vision import viz
+from vision import validate, viz
 from vision.drivers import inputs
 from vision.errors import ConfigError
 from vision.models.backbones import feature_names
@@ -78,6 +78,7 @@ def _check_layer(config, model, variables, features_fn, size: int, channels: lis
 
 def run(config, workdir: str) -> dict:
   """Class (``mode='class'``) or feature (``'feature'``) visualization; PNGs and results.json."""
+  validate.check(config, workdir, expect="visualize")  # before anything is loaded or written
   kernels.use(config.get("kernels", "auto"))
   t0 = time.time()
   _check(config)

@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from vision import configs, viz
+from vision import configs, validate, viz
 from vision.data import pipeline
 from vision.data.sources import Split, load_split
 from vision.errors import ConfigError, NonFiniteLossError, WorkdirMismatchError
@@ -201,6 +201,7 @@ def run(config, workdir: str) -> dict[str, Any]:
 
 
 def _run(config, workdir: str) -> dict[str, Any]:
+  validate.check(config, workdir, expect="train")  # before the workdir is created or written
   t_start = time.time()
   workdir = os.path.abspath(workdir)
   is_main = jax.process_index() == 0
@@ -237,7 +238,8 @@ def _run(config, workdir: str) -> dict[str, Any]:
   )
   start_step = 0
   if checkpointer.latest_step() is not None:
-    state = checkpointer.restore(state)
+    # The newest checkpoint that reads; damaged newer ones are skipped with a warning.
+    state, _ = checkpointer.restore_latest(state)
     start_step = int(state.step)
     logging.info("resumed from step %d in %s", start_step, workdir)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import optax
 
+from vision.errors import ConfigError
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "step", "exponential")
 
@@ -38,7 +40,9 @@ def make_schedule(optim, total_steps: int) -> optax.Schedule:
       decay_rate=optim.get("decay_rate", 0.98),
     )
   else:
-    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+    raise ConfigError(
+      f"unknown schedule {name!r}; set --config.optim.schedule to one of {', '.join(SCHEDULES)}."
+    )
   if warmup > 0:
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
   return decay
@@ -72,7 +76,9 @@ def _base_optimizer(optim, schedule) -> optax.GradientTransformation:
     )
   if name == "adagrad":
     return optax.adagrad(schedule)
-  raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
+  raise ConfigError(
+    f"unknown optimizer {name!r}; set --config.optim.name to one of {', '.join(OPTIMIZERS)}."
+  )
 
 
 def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
