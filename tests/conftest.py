@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import gzip
+import json
 import os
 import shutil
 import struct
@@ -106,3 +107,19 @@ def run_script(
   if check and proc.returncode != 0:
     raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
   return proc
+
+
+# Results that differ between otherwise identical runs.
+TIMING_KEYS = ("wall_seconds", "train_seconds")
+
+
+def metrics_of(results: dict) -> dict:
+  """``results`` without its timing keys: what two identical runs must agree on."""
+  return {k: v for k, v in results.items() if k not in TIMING_KEYS}
+
+
+def train_losses(workdir) -> dict[int, float]:
+  """step -> train/loss of the records in ``workdir/metrics.jsonl``."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}

@@ -9,12 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.conftest import run_script
+from tests.conftest import metrics_of, run_script, train_losses
 from vision.errors import CheckpointError, CheckpointMismatchError, UserError
 from vision.train.checkpoint import Checkpointer
 
 TINY = "experiments/cnn_fashion_mnist.py:tiny"
-TIMING_KEYS = ("wall_seconds", "train_seconds")
 # A failed TensorStore read can leave orbax's event loop with a pending callback that
 # reports "Event loop is closed" when it is collected; the restore itself is unaffected.
 READ_FAILURE_NOISE = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -148,16 +147,6 @@ def test_missing_leaf_is_a_mismatch(tmp_path, reopen):
   state["params"]["Dense_1"] = {"kernel": jnp.zeros((3, 2))}
   with pytest.raises(CheckpointMismatchError, match="params/Dense_1/kernel: in the config's state"):
     reopen(folder).restore_latest(state)
-
-
-def metrics_of(results):
-  return {k: v for k, v in results.items() if k not in TIMING_KEYS}
-
-
-def train_losses(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    records = [json.loads(line) for line in f]
-  return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
 
 
 @pytest.mark.slow

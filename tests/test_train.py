@@ -13,23 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, metrics_of, run_script, train_losses
 from vision import configs
 from vision.errors import NonFiniteLossError, WorkdirMismatchError
 from vision.train import classification, loop
 
 TINY = "experiments/cnn_fashion_mnist.py:tiny"
-TIMING_KEYS = ("wall_seconds", "train_seconds")
-
-
-def metrics_of(results):
-  return {k: v for k, v in results.items() if k not in TIMING_KEYS}
-
-
-def train_losses(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    records = [json.loads(line) for line in f]
-  return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
 
 
 @pytest.mark.slow
