@@ -33,6 +33,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export VISION_KERNELS=portable
+export VISION_TEST_XLA_OPT=default  # the tests compile as the scripts do on the accelerator
 
 "$PYTHON" - <<'EOF' || status=1
 import json, jax

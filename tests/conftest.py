@@ -17,6 +17,24 @@ import pytest
 
 from vision.ops import kernels
 
+# Most of this suite's time is XLA compiling small programs, not running them. Tests compile
+# at the backend's lowest optimization level (LLVM -O0 on the CPU): the same programs (HLO,
+# fusions, library calls for convolutions and matmuls), with less machine-code optimization
+# of the fused loops. Every process a test starts gets the same flag (``with_test_flags``).
+# VISION_TEST_XLA_OPT=default compiles as the scripts do (scripts/gpu_check.sh sets it).
+TEST_XLA_FLAGS = (
+  "" if os.environ.get("VISION_TEST_XLA_OPT") == "default" else "--xla_backend_optimization_level=0"
+)
+
+
+def with_test_flags(flags: str = "") -> str:
+  """``flags`` (an ``XLA_FLAGS`` value) with the suite's compilation flags added."""
+  if not TEST_XLA_FLAGS or "--xla_backend_optimization_level" in flags:
+    return flags
+  return f"{flags} {TEST_XLA_FLAGS}".strip()
+
+
+os.environ["XLA_FLAGS"] = with_test_flags(os.environ.get("XLA_FLAGS", ""))
 # As the entry points do, before JAX starts its backend.
 kernels.apply_xla_cpu_defaults()
 
@@ -95,6 +113,7 @@ def run_script(
   full_env = dict(os.environ)
   full_env.update(env or {})
   full_env.update(extra_env or {})
+  full_env["XLA_FLAGS"] = with_test_flags(full_env.get("XLA_FLAGS", ""))
   full_env.setdefault("PYTHONPATH", ROOT)
   proc = subprocess.run(
     [sys.executable, os.path.join(ROOT, "scripts", script), *args],

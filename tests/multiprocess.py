@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from tests.conftest import with_test_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -50,7 +52,7 @@ def launch(
   """
   port = free_port()
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)  # one CPU device per process
+  env["XLA_FLAGS"] = with_test_flags()  # one CPU device per process
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
   per_process = extra_env if isinstance(extra_env, list) else [extra_env or {}] * num_processes
   procs, logs = [], []

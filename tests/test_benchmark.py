@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_script
-from vision.drivers import benchmark
+from vision.drivers import benchmark, compare_torch
 from vision.errors import InputError
 from vision.models.registry import create_model
 from vision.ops import kernels
@@ -173,20 +173,40 @@ def test_without_torch_both_scripts_name_the_extra(tmp_path):
   subprocess.run([sys.executable, "-c", check], check=True, cwd=ROOT, timeout=300)
 
 
+def test_compare_torch_alternates_the_order_and_pairs_the_ratios(monkeypatch, capsys):
+  """Each round runs both sides back to back, PyTorch first in odd rounds and JAX first in
+  even ones, with the same flags; the summary holds every round's ratio and their median."""
+  calls = []
+  speeds = {"torch": [10.0, 20.0, 40.0], "jax": [30.0, 30.0, 30.0]}
+
+  def fake_last_json(cmd):
+    side = "jax" if cmd[1] == str(compare_torch.BENCHMARK_SCRIPT) else "torch"
+    calls.append((side, cmd[2:]))
+    return {"images_per_s": speeds[side][sum(c[0] == side for c in calls) - 1], "compile_s": 1.0}
+
+  monkeypatch.setattr(compare_torch, "_last_json", fake_last_json)
+  compare_torch.run(workloads=["vae"], rounds=3, repeats=2, dtype="bfloat16")
+  assert [side for side, _ in calls] == ["torch", "jax", "jax", "torch", "torch", "jax"]
+  flags = ["--repeats", "2", "--dtype", "bfloat16", "vae"]
+  assert all(args[-5:] == flags for _, args in calls), calls
+  lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [(p["round"], p["ratio"]) for p in lines[:3]] == [(1, 3.0), (2, 1.5), (3, 0.75)]
+  assert lines[3] == {"workload": "vae", "ratios": [3.0, 1.5, 0.75], "median_ratio": 1.5}
+
+
 @pytest.mark.slow
-def test_compare_torch_pairs_and_summarizes():
+def test_compare_torch_runs_the_in_repo_reference_by_default():
+  """One real round, as from a clone: scripts/bench_torch.py against scripts/benchmark.py."""
   pytest.importorskip("torch")
-  proc = run_script("compare_torch.py", "--rounds", "2", "--repeats", "1", "vae")
+  proc = run_script("compare_torch.py", "--rounds", "1", "--repeats", "1", "vae")
   assert proc.returncode == 0, proc.stderr
-  lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-  pairs, summary = lines[:2], lines[2]
-  assert [p["round"] for p in pairs] == [1, 2]
-  for pair in pairs:
-    assert pair["torch_images_per_s"] > 0 and pair["jax_images_per_s"] > 0
-    # The ratio is printed to 3 decimals.
-    expected = pair["jax_images_per_s"] / pair["torch_images_per_s"]
-    assert pair["ratio"] == pytest.approx(expected, abs=5e-4)
-  assert summary["workload"] == "vae" and len(summary["ratios"]) == 2
+  pair, summary = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+  assert pair["round"] == 1 and pair["workload"] == "vae"
+  assert pair["torch_images_per_s"] > 0 and pair["jax_images_per_s"] > 0
+  # The ratio is printed to 3 decimals.
+  expected = pair["jax_images_per_s"] / pair["torch_images_per_s"]
+  assert pair["ratio"] == pytest.approx(expected, abs=5e-4)
+  assert summary["workload"] == "vae" and summary["ratios"] == [pair["ratio"]]
 
 
 @pytest.mark.slow

@@ -1,19 +1,32 @@
 """Sweeps: a workdir per point (and seed), summaries with mean ± std, finished runs skipped."""
 
 import csv
+import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from tests.conftest import run_script
+from tests.conftest import ROOT, run_script
 from vision.drivers.sweep import point_keys, run_sweep, write_seed_summary, write_summary
 from vision.errors import InputError
 
 
+def sweep_script(capsys, *args) -> str:
+  """``python scripts/sweep.py ARGS`` in this process (the runs share its compiled programs);
+  returns what it printed."""
+  path = os.path.join(ROOT, "scripts", "sweep.py")
+  spec = importlib.util.spec_from_file_location("sweep_script", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  capsys.readouterr()
+  module.main(list(args))
+  return capsys.readouterr().out
+
+
 @pytest.mark.slow
-def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
+def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path, capsys):
   root = tmp_path / "sweep"
   args = [
     "--config",
@@ -25,7 +38,7 @@ def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
     "--config.num_steps=6",
     "--config.eval_every=0",
   ]
-  proc = run_script("sweep.py", *args, env=data_env, check=True)
+  out = sweep_script(capsys, *args)
   assert sorted(os.listdir(root)) == ["dropout=0.0", "dropout=0.5", "summary.csv", "summary.md"]
   rows = list(csv.DictReader(open(root / "summary.csv")))
   assert [float(r["model.dropout"]) for r in rows] == [0.0, 0.5]
@@ -33,12 +46,12 @@ def test_two_point_sweep_writes_summary_and_skips_finished(data_env, tmp_path):
     assert 0.0 <= float(row["test_accuracy"]) <= 1.0 and row["status"] == "done"
   table = (root / "summary.md").read_text()
   assert table.startswith("| model.dropout | test_accuracy |") and table.count("\n") == 4
-  assert "| model.dropout |" in proc.stdout
+  assert "| model.dropout |" in out
 
   # Started again (e.g. after an interruption), finished points are not re-run.
   mtime = os.path.getmtime(root / "dropout=0.0" / "results.json")
-  proc = run_script("sweep.py", *args, env=data_env, check=True)
-  assert "already finished, skipping" in proc.stdout
+  out = sweep_script(capsys, *args)
+  assert "already finished, skipping" in out
   assert os.path.getmtime(root / "dropout=0.0" / "results.json") == mtime
   rows = list(csv.DictReader(open(root / "summary.csv")))
   assert all(r["status"].startswith("skipped") for r in rows)
@@ -77,9 +90,9 @@ def _floats(cell: str) -> list[float]:
 
 
 @pytest.mark.slow
-def test_seeds_give_mean_std_and_per_seed_values(data_env, tmp_path):
+def test_seeds_give_mean_std_and_per_seed_values(data_env, tmp_path, capsys):
   root = tmp_path / "sweep"
-  proc = run_script("sweep.py", *SEED_ARGS, "--workdir", str(root), env=data_env, check=True)
+  out = sweep_script(capsys, *SEED_ARGS, "--workdir", str(root))
   points = ["dropout=0.0", "dropout=0.5"]
   assert sorted(os.listdir(root)) == [*points, "summary.csv", "summary.md"]
   per_seed = {}
@@ -110,12 +123,12 @@ def test_seeds_give_mean_std_and_per_seed_values(data_env, tmp_path):
     # The seeds really differ: different initializations and batches, different results.
     assert len({r["test_loss"] for r in results}) == 3
   assert "| model.dropout | seeds | test_accuracy |" in table
-  assert "| model.dropout | seeds |" in proc.stdout
+  assert "| model.dropout | seeds |" in out
 
   # Started again, every finished (point, seed) run is skipped, and the summary is the same.
   mtime = os.path.getmtime(root / "dropout=0.5" / "seed_1" / "results.json")
-  proc = run_script("sweep.py", *SEED_ARGS, "--workdir", str(root), env=data_env, check=True)
-  assert proc.stdout.count("already finished, skipping") == 6
+  out = sweep_script(capsys, *SEED_ARGS, "--workdir", str(root))
+  assert out.count("already finished, skipping") == 6
   assert os.path.getmtime(root / "dropout=0.5" / "seed_1" / "results.json") == mtime
   again = list(csv.DictReader(open(root / "summary.csv")))
   assert all(r["status"] == "skipped (finished earlier)" for r in again)

@@ -81,7 +81,8 @@ def _plot_series(ax, records: list[dict], series, title: str) -> None:
   ax.set_title(title)
   ax.set_xlabel("step")
   ax.grid(alpha=0.3)
-  ax.legend()
+  if ax.get_lines():  # a run too short to log a value has an empty panel
+    ax.legend()
 
 
 def _save_figure(fig, path: str) -> str:
