@@ -213,3 +213,22 @@ def test_compare_torch_runs_the_in_repo_reference_by_default():
 def test_compare_torch_rejects_a_missing_reference(tmp_path):
   proc = run_script("compare_torch.py", "--reference", str(tmp_path / "nope.py"), "vae")
   assert proc.returncode == 2 and "no reference script" in proc.stderr
+
+
+@pytest.mark.slow
+def test_backbone_throughput_times_both_forms_and_the_torch_network():
+  pytest.importorskip("torch")
+  args = ["--batch", "2", "--size", "32", "--repeats", "1", "--torch"]
+  proc = run_script("backbone_throughput.py", *args)
+  assert proc.returncode == 0, proc.stderr
+  lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+  assert [line.get("kernels", line.get("framework")) for line in lines] == [
+    "portable",
+    "cpu",
+    "torch",
+  ]
+  for line in lines:
+    assert line["model"] == "efficientnet_lite0" and line["batch"] == 2 and line["size"] == 32
+    assert line["images_per_s"] > 0 and line["ms_per_step"] > 0
+  proc = run_script("backbone_throughput.py", "--model", "vgg16", "--torch")
+  assert proc.returncode == 2 and "efficientnet_lite0 only" in proc.stderr
