@@ -106,17 +106,23 @@ def load_config(
   """
   path, arg = split_spec(spec)
   module = load_module(path)
-  try:
-    config = _call_with_arg(module.get_config, arg)
-  except ConfigError:
-    raise
-  except (KeyError, ValueError) as e:
-    raise ConfigError(f"{path}: get_config({arg!r}) failed: {e}") from e
+  config = _call_config_function(path, module.get_config, arg)
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"{path}: get_config must return an ml_collections.ConfigDict.")
   config.lock()
   apply_overrides(config, overrides)
   return config
+
+
+def _call_config_function(path: str, fn, arg):
+  """``fn(arg)`` (``get_config`` or ``get_sweep``); its KeyError or ValueError becomes a
+  ConfigError naming the file."""
+  try:
+    return _call_with_arg(fn, arg)
+  except ConfigError:
+    raise
+  except (KeyError, ValueError) as e:
+    raise ConfigError(f"{path}: {fn.__name__}({arg!r}) failed: {e}") from e
 
 
 def load_sweep(spec: str) -> list[dict[str, Any]]:
@@ -127,12 +133,7 @@ def load_sweep(spec: str) -> list[dict[str, Any]]:
       f"config file {path!r} defines no get_sweep(); add get_sweep(arg=None) returning "
       "a list of override dicts, e.g. [{'model.dropout': 0.0}, {'model.dropout': 0.5}]."
     )
-  try:
-    sweep = _call_with_arg(module.get_sweep, arg)
-  except ConfigError:
-    raise
-  except (KeyError, ValueError) as e:
-    raise ConfigError(f"{path}: get_sweep({arg!r}) failed: {e}") from e
+  sweep = _call_config_function(path, module.get_sweep, arg)
   if not sweep:
     raise ConfigError(f"{path}: get_sweep({arg!r}) returned no points.")
   return [dict(point) for point in sweep]

@@ -88,6 +88,13 @@ def _is_number(value) -> bool:
 # -- small checks, each skipped when the field is absent ----------------------------------------
 
 
+def size_or_zero(config, field: str, low: int, example: int) -> None:
+  """``config.field`` is 0 (the default size) or an int ``>= low``."""
+  value = _get(config, field)
+  if value is not _MISSING and value != 0:
+    int_at_least(config, field, low, example)
+
+
 def int_at_least(config, field: str, low: int, example: int | None = None) -> None:
   """``config.field`` is an int ``>= low``."""
   value = _get(config, field)
@@ -618,9 +625,7 @@ def _attack(config) -> None:
   int_at_least(config, "top", 1, 3)
   int_at_least(config, "num_images", 0, 1000)
   int_at_least(config, "num_examples", 0, 8)
-  size = _get(config, "size")
-  if size is not _MISSING and size != 0:
-    int_at_least(config, "size", 16, 96)
+  size_or_zero(config, "size", 16, 96)
   if config.task == "imagenet":
     check_backbone(config.model, config.get("weights"), "model", "weights")
     if config.get("transfer_model"):
@@ -637,9 +642,7 @@ def _visualize(config) -> None:
   int_at_least(config, "batch_size", 1, 5)
   int_at_least(config, "steps", 1, 512)
   int_at_least(config, "log_every", 1, 16)
-  size = _get(config, "size")
-  if size is not _MISSING and size != 0:
-    int_at_least(config, "size", 16, 96)
+  size_or_zero(config, "size", 16, 96)
   number_in(config, "learning_rate", 0, low_open=True, example=0.05)
   number_in(config, "scale_min", 0, low_open=True, example=0.8)
   scale_min = _get(config, "scale_min")
@@ -653,9 +656,7 @@ def _stylize(config) -> None:
   int_at_least(config, "steps", 1, 200)
   int_at_least(config, "log_every", 1, 10)
   int_at_least(config, "size", 16, 256)
-  style_size = _get(config, "style_size")
-  if style_size is not _MISSING and style_size != 0:
-    int_at_least(config, "style_size", 16, 256)
+  size_or_zero(config, "style_size", 16, 256)
   low_open = _get(config, "optimizer") == "adam"
   number_in(config, "learning_rate", 0, low_open=low_open, example=0.02)
   for field in ("content_weight", "style_weight", "tv_weight"):
