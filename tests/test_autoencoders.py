@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vision import configs
+from vision.errors import ConfigError
 from vision.evaluate import elbo, image_quality
 from vision.models.registry import create_model
 from vision.ops import kernels
@@ -157,6 +158,15 @@ def test_denoising_noise_is_new_every_step():
   assert float(again["loss"]) == float(metrics["loss"])  # a step's noise is a function of it
   assert float(next_metrics["loss"]) != float(metrics["loss"]), "the same noise twice"
   assert abs(float(next_metrics["psnr"]) - float(metrics["psnr"])) > 1e-4
+
+
+def test_superres_scale_that_does_not_divide_the_images_is_a_config_error():
+  config = configs.load_config("experiments/superres.py:tiny", ["scale=8"])
+  shape = {"train": types.SimpleNamespace(image_shape=(28, 28, 1))}
+  with pytest.raises(ConfigError, match=r"--config.scale=8: does not divide the image size 28x28"):
+    autoencoding.build(config, shape, 10)
+  config = configs.load_config("experiments/superres.py:tiny", ["scale=4"])
+  autoencoding.build(config, shape, 10)  # 4 divides 28
 
 
 def _run(spec, tmp_path, overrides=()):

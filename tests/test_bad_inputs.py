@@ -17,7 +17,8 @@ its own under its own environment), and each runs its script file as
 examples also run from a cold start (:data:`COLD`, ``tests.conftest.run_script``).
 
 Placeholders in ARGS: ``{run}`` the prepared workdir, ``{file}`` an existing
-file, ``{image}`` a PNG image, ``{case}`` the case's folder.
+file, ``{image}`` a PNG image, ``{npz}`` a truncated ``.npz`` archive, ``{case}`` the
+case's folder.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ CASES = [
     "train.py",
     [*TRANSFER, "--config.model.weights=/nonexistent.npz"],
     ("no such weights file", "--config.model.weights"),
+  ),
+  (
+    "train.py",
+    [*TRANSFER, "--config.model.weights={npz}"],
+    ("not a readable .npz archive", "convert_weights.py efficientnet_lite0"),
   ),
   # -- train.py: sizes and counts --
   ("train.py", [*TINY, "--config.batch_size=0"], ("positive integer", "--config.batch_size=64")),
@@ -196,6 +202,7 @@ CASES = [
   ("sweep.py", [*TINY[:3], "{file}"], ("is an existing file", "give a new folder")),
   # -- attack.py --
   ("attack.py", [*ATTACK, "--config.weights=/no/such.npz"], ("/no/such.npz", "give an existing")),
+  ("attack.py", [*ATTACK, "--config.weights={npz}"], ("not a readable .npz", "convert_weights.py")),
   ("attack.py", [*ATTACK, "--config.eps=-0.1"], ("eps must be positive", "--config.eps=8/255")),
   ("attack.py", [*ATTACK, "--config.eps=abc"], ("cannot read 'abc'", "8/255")),
   ("attack.py", [*ATTACK, "--config.norm=l3"], ("'l3'", "use one of")),
@@ -241,6 +248,7 @@ CASES = [
   ("classify.py", ["{image}", "--size", "3"], ("--size 3", "--size 224")),
   ("classify.py", ["{image}", "--model", "effnet"], ("unknown backbone", "efficientnet_lite0")),
   ("classify.py", ["{image}", "--weights", "/no/such.npz"], ("no such weights", "--weights")),
+  ("classify.py", ["{image}", "--weights", "{npz}"], ("not a readable .npz", "convert_weights.py")),
   ("features.py", ["chelsea.png"], ("--layer", "usage")),
   (
     "features.py",
@@ -311,12 +319,17 @@ def prepare_case(folder) -> dict[str, str]:
   (run / "checkpoints" / "12" / "state").write_bytes(b"checkpoint")
   (run / "sentinel.txt").write_text("keep me")
   (folder / "file.txt").write_text("an existing file")
+  np.savez(folder / "weights.npz", kernel=np.ones((64, 64), np.float32))
+  whole = (folder / "weights.npz").read_bytes()
+  (folder / "truncated.npz").write_bytes(whole[: len(whole) // 2])  # a copy cut short
+  (folder / "weights.npz").unlink()
   Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(folder / "image.png")
   for name in ("weights", "tfds", "cache"):
     (folder / name).mkdir()
   return {
     "{run}": str(run),
     "{file}": str(folder / "file.txt"),
+    "{npz}": str(folder / "truncated.npz"),
     "{image}": str(folder / "image.png"),
     "{case}": str(folder),
   }

@@ -5,11 +5,14 @@ The photo attack's transfer to a second backbone runs in tests/test_optimize.py.
 
 import os
 
+import jax
 import jax.numpy as jnp
 import matplotlib.axes
+import numpy as np
 import pytest
 
 from vision import configs, viz
+from vision.data.sources import load_split
 from vision.drivers import attack as attack_driver
 from vision.drivers import inputs, robustness
 
@@ -121,3 +124,32 @@ def test_photo_attack_checks_l2_examples_against_the_l2_ball(tmp_path, monkeypat
   assert results["max_linf"] == pytest.approx(26 / 255, abs=1e-6)
   assert results["per_image"][0]["l2"] > 5
   assert results["all_within_eps"] is False
+
+
+@pytest.mark.slow
+def test_no_correctly_classified_image_gives_null_attack_figures(
+  data_env, classifier_cache, tmp_path, monkeypatch, capsys
+):
+  """The success rate and norms are over the images A gets right; with none, they are
+  null and a warning says why, while the accuracy curve is still written."""
+  config = robustness_config("num_images=4", "eps_list=0,8/255", "transfer_overrides=")
+  data = config_data(config)
+  labels = load_split(data, data.test_split).read(np.arange(4))["label"]
+  wrong = next(c for c in range(10) if c not in set(labels.tolist()))
+
+  def always_wrong(classifier):
+    return lambda variables, images: jax.nn.one_hot(jnp.full(images.shape[0], wrong), 10)
+
+  monkeypatch.setattr(robustness, "classifier_logits_fn", always_wrong)
+  results = robustness.run(config, str(tmp_path))
+  assert results["clean_accuracy"] == 0.0
+  assert results["success_rate"] is None and results["max_linf"] is None
+  assert list(results["robust_accuracy"].values()) == [0.0, 0.0]
+  assert "gets none of the 4 test images right" in capsys.readouterr().out
+  assert os.path.getsize(tmp_path / "robust_accuracy.png") > 0
+
+
+def config_data(config):
+  """The data config of the robustness run's classifier A."""
+  overrides = robustness._overrides(config.classifier_overrides)
+  return configs.load_config(config.classifier, list(overrides)).data

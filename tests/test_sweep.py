@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_script
+from vision.drivers.sweep import main as sweep_main
 from vision.drivers.sweep import point_keys, run_sweep, write_seed_summary, write_summary
-from vision.errors import InputError
+from vision.errors import ConfigError, InputError, UserError
 
 
 def sweep_script(capsys, *args) -> str:
@@ -195,3 +196,38 @@ def test_bad_seeds_is_one_error_line(tmp_path):
     "(--seeds 1 runs every point once, with the config's own seed)."
   ], proc.stderr
   assert not root.exists()
+
+
+def _sweep_file(tmp_path, points) -> str:
+  path = tmp_path / "bad_sweep.py"
+  path.write_text(
+    "from experiments import cnn_fashion_mnist\n\n"
+    "def get_config(arg=None):\n"
+    "  return cnn_fashion_mnist.get_config('tiny')\n\n"
+    f"def get_sweep(arg=None):\n  return {points!r}\n"
+  )
+  return str(path)
+
+
+def test_every_point_is_validated_before_the_first_run(tmp_path):
+  spec = _sweep_file(tmp_path, [{"model.dropout": 0.1}, {"batch_size": -4}])
+  root = tmp_path / "sweep"
+  with pytest.raises(
+    ConfigError, match=r"sweep point 1 \{'batch_size': -4\} seed 0: --config.batch_size=-4: must be"
+  ):
+    run_sweep(spec, str(root), seeds=2)
+  assert not root.exists()
+
+
+def test_a_point_that_fails_at_build_is_one_line_and_the_sweep_goes_on(data_env, tmp_path, capsys):
+  # Five 2x2 poolings leave nothing of 28x28 images: a ConfigError once the data is read.
+  spec = _sweep_file(tmp_path, [{"model.widths": (4,) * 5}])
+  root = tmp_path / "sweep"
+  with pytest.raises(UserError, match="some sweep points failed"):
+    sweep_main(spec, str(root))
+  out, err = capsys.readouterr()
+  assert "[sweep] point 0: error: --config.model.widths=(4, 4, 4, 4, 4)" in out, out
+  assert "Traceback" not in out + err
+  with open(root / "summary.csv") as f:
+    (row,) = list(csv.DictReader(f))
+  assert row["status"].startswith("failed: --config.model.widths"), row

@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import ROOT, metrics_of, run_script, train_losses
 from vision import configs
-from vision.errors import NonFiniteLossError, WorkdirMismatchError
+from vision.errors import ConfigError, NonFiniteLossError, WorkdirMismatchError
+from vision.models.registry import create_model
 from vision.train import classification, loop
 
 TINY = "experiments/cnn_fashion_mnist.py:tiny"
@@ -143,6 +144,13 @@ def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
 
 
 @pytest.mark.slow
+def test_cnn_with_more_pooling_blocks_than_the_image_allows_is_a_config_error():
+  images = jnp.zeros((1, 28, 28, 1))
+  create_model("cnn", widths=(4, 4, 4, 4)).init(jax.random.key(0), images)  # 28 -> 1
+  with pytest.raises(ConfigError, match=r"5 blocks of 2x2 pooling shrink 28x28 images.*at most 4"):
+    create_model("cnn", widths=(4,) * 5).init(jax.random.key(0), images)
+
+
 def test_cli_unknown_config_and_field(tmp_path):
   proc = run_script("train.py", "--config", "experiments/nope.py", "--workdir", str(tmp_path))
   assert proc.returncode == 2 and "config file 'experiments/nope.py' not found" in proc.stderr

@@ -218,14 +218,33 @@ def check_backbone(name, weights, field: str | None = None, weights_field: str |
         f"{weights_flag}={weights}: no such weights file; give an existing .npz, .pth or .h5 "
         f"file, or {default} for the converted weights in the cache."
       )
+    if str(weights).endswith(".npz"):
+      _readable_npz(weights, f"{weights_flag}={weights}", name)
     return
-  if cache_path(name).exists() or package_weights_path(name) is not None:
+  if cache_path(name).exists():
+    _readable_npz(cache_path(name), f"the cached weights {cache_path(name)}", name)
+    return
+  if package_weights_path(name) is not None:
     return
   raise WeightsError(
     f"no pretrained weights for {name} ({cache_path(name)} does not exist); convert a "
     f"checkpoint once with `python scripts/convert_weights.py {name} /path/to/checkpoint` "
     f"(README, Pretrained weights), or give the file with {weights_flag}=PATH."
   )
+
+
+def _readable_npz(path, what: str, name: str) -> None:
+  """A converted-weights ``.npz`` whose archive directory reads (a truncated copy does not)."""
+  import zipfile
+
+  try:
+    with zipfile.ZipFile(path) as archive:
+      archive.namelist()
+  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    raise WeightsError(
+      f"{what}: not a readable .npz archive ({e}); the file is damaged or incomplete, so "
+      f"convert it again with `python scripts/convert_weights.py {name} /path/to/checkpoint`."
+    ) from None
 
 
 # -- the config's kind ---------------------------------------------------------------------------

@@ -121,16 +121,28 @@ def run(config, workdir: str) -> dict:
         if eps == main_eps:
           ok = clean_pred["A"] == labels
           fooled = predictions("A", adv) != labels
-          norms = perturbation_norms(adv[ok], images[ok])
-          main = {
-            "success_rate": float(fooled[ok].mean()),
-            "mean_linf": float(norms["linf"].mean()),
-            "mean_l2": float(norms["l2"].mean()),
-            "max_linf": float(norms["linf"].max()),
-            "max_l2": float(norms["l2"].max()),
-            # In the attack's own norm: an L2 example may be far outside L-inf's eps.
-            "all_within_eps": bool((norms[config.norm] <= eps + 1e-6).all()),
-          }
+          if not ok.any():
+            # The success rate and the norms are over the images A gets right: none here.
+            print(
+              f"[robustness] warning: classifier A gets none of the {n} test images right, "
+              "so the success rate and perturbation norms are undefined (null in results.json)"
+              "; use more images (--config.num_images) or a trained classifier.",
+              flush=True,
+            )
+            main = dict.fromkeys(
+              ("success_rate", "mean_linf", "mean_l2", "max_linf", "max_l2", "all_within_eps")
+            )
+          else:
+            norms = perturbation_norms(adv[ok], images[ok])
+            main = {
+              "success_rate": float(fooled[ok].mean()),
+              "mean_linf": float(norms["linf"].mean()),
+              "mean_l2": float(norms["l2"].mean()),
+              "max_linf": float(norms["linf"].max()),
+              "max_l2": float(norms["l2"].max()),
+              # In the attack's own norm: an L2 example may be far outside L-inf's eps.
+              "all_within_eps": bool((norms[config.norm] <= eps + 1e-6).all()),
+            }
   bar.close()
 
   os.makedirs(workdir, exist_ok=True)

@@ -39,7 +39,7 @@ import traceback
 
 import numpy as np
 
-from vision import configs
+from vision import configs, validate
 from vision.errors import ConfigError, InputError, UserError
 from vision.train import loop
 
@@ -109,6 +109,9 @@ def _run_one(label: str, point: dict, config, workdir: str) -> tuple[dict, str]:
   print(f"[sweep] {label} {point} -> {workdir}", flush=True)
   try:
     return loop.run(config, workdir), "done"
+  except UserError as e:  # one line, as the scripts print it; the other runs go on
+    print(f"[sweep] {label}: error: {e}", flush=True)
+    return {}, f"failed: {e}"[:300]
   except Exception as e:  # noqa: BLE001 - one failed run must not lose the others
     traceback.print_exc()
     return {}, f"failed: {type(e).__name__}: {str(e)[:200]}"
@@ -136,12 +139,17 @@ def run_sweep(
     for seed in seeds_of(config, seeds, spec):
       config_s = _point_config(spec, overrides, point, seed)
       planned.append((i, point, seed, config_s, os.path.join(folder, f"seed_{seed}")))
+  planned = [run for run in planned if only is None or run[0] in only]
+  for i, point, seed, config, workdir in planned:
+    try:
+      validate.check(config, workdir, expect="train")
+    except UserError as e:
+      label = f"point {i} {point}" + ("" if seed is None else f" seed {seed}")
+      raise type(e)(f"sweep {label}: {e}") from e
   keys = point_keys(points)
   rows = []
   os.makedirs(root, exist_ok=True)
   for i, point, seed, config, workdir in planned:
-    if only is not None and i not in only:
-      continue
     label = f"point {i}" if seed is None else f"point {i} seed {seed}"
     results, status = _run_one(label, point, config, workdir)
     row = {"point": i, "workdir": os.path.relpath(workdir, root), **point, "status": status}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vision.errors import ConfigError
 from vision.models.layers import Dropout, max_pool_2x2
 from vision.models.registry import register
 
@@ -40,6 +41,13 @@ class CNN(nn.Module):
         f"unknown initializer {self.initializer!r}; choose one of {', '.join(INITIALIZERS)}."
       )
     kernel_init = INITIALIZERS[self.initializer]
+    h, w = images.shape[1:3]
+    if min(h, w) >> len(self.widths) == 0:
+      most = max(1, min(h, w).bit_length() - 1)
+      raise ConfigError(
+        f"--config.model.widths={tuple(self.widths)}: {len(self.widths)} blocks of 2x2 pooling "
+        f"shrink {h}x{w} images to nothing; use at most {most} widths for this image size."
+      )
     features = {}
     x = images.astype(self.dtype)
     if jnp.issubdtype(images.dtype, jnp.integer):

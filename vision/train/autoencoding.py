@@ -122,6 +122,12 @@ def build(config, splits, num_steps) -> Task:
       f"unknown noise.kind {config.noise.kind!r}; choose one of {', '.join(NOISE_KINDS)}."
     )
   image_shape = tuple(splits["train"].image_shape)
+  if config.task == "superres" and any(side % config.scale for side in image_shape[:2]):
+    raise ConfigError(
+      f"--config.scale={config.scale}: does not divide the image size "
+      f"{image_shape[0]}x{image_shape[1]}; use a scale that divides both sides "
+      "(e.g. --config.scale=2) or set --config.data.image_size."
+    )
   model = create_model(config.model.name, **_model_kwargs(config, image_shape))
   corrupt = functools.partial(CORRUPTIONS[config.task], config)
   baseline = BASELINES[config.task]

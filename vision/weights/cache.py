@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import zipfile
 
 import numpy as np
+
+from vision.errors import WeightsError
 
 META_PREFIX = "__meta__/"
 
@@ -51,6 +54,9 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
           meta[key[len(META_PREFIX) :]] = str(data[key])
         else:
           flat[key] = data[key]
-  except (ValueError, OSError) as e:
-    raise ValueError(f"{path} is not a converted-weights .npz file: {e}") from e
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    raise WeightsError(
+      f"{path} is not a readable converted-weights .npz file ({e}); convert the weights again "
+      "with `python scripts/convert_weights.py NAME /path/to/checkpoint`."
+    ) from e
   return flat, meta
