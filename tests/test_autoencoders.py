@@ -169,6 +169,13 @@ def test_superres_scale_that_does_not_divide_the_images_is_a_config_error():
   autoencoding.build(config, shape, 10)  # 4 divides 28
 
 
+def test_conv_vae_for_image_sides_it_cannot_halve_twice_is_a_config_error():
+  model = create_model("conv_vae", latent_dim=2, output_shape=(30, 30, 1))
+  images = jnp.zeros((1, 30, 30, 1))
+  with pytest.raises(ConfigError, match="needs image sides divisible by 4, got 30x30.*32x32"):
+    jax.eval_shape(lambda: _init(model, images))
+
+
 def _run(spec, tmp_path, overrides=()):
   results = loop.run(configs.load_config(spec, list(overrides)), str(tmp_path))
   assert json.load(open(tmp_path / "results.json")) == pytest.approx(results)

@@ -11,6 +11,7 @@ import pytest
 
 from vision import configs
 from vision.data.sources import Split
+from vision.errors import ConfigError
 from vision.evaluate.gan_report import effnet_frechet_distance
 from vision.models.registry import create_model
 from vision.ops import kernels
@@ -85,6 +86,20 @@ def test_models_map_noise_to_images_and_images_to_logits(name):
   )
   assert logits.shape == (3,)
   assert gan.conditional == name.startswith("cdcgan")
+
+
+@pytest.mark.parametrize(
+  "name, size, message",
+  [
+    ("dcgan", 30, "the DCGAN generator needs image sides divisible by 4, got 30x30"),
+    ("dcgan_convt", 32, "this generator makes 28x28 images .* not 32x32"),
+  ],
+)
+def test_generator_for_an_image_size_it_cannot_make_is_a_config_error(name, size, message):
+  gan = create_model(name, image_shape=(size, size, 1), num_classes=10)
+  z = jnp.zeros((2, gan.latent_dim))
+  with pytest.raises(ConfigError, match=f"--config.data.image_size: {message}"):
+    jax.eval_shape(lambda: gan.generator.init(jax.random.key(0), z, None))
 
 
 @pytest.mark.parametrize("name", ["dense_gan", "dcgan", "cdcgan"])

@@ -599,11 +599,25 @@ def _gan(config) -> None:
   classifier = _get(config, "eval.classifier")
   if classifier is not _MISSING and classifier:
     overrides = _get(config, "eval.classifier_overrides")
-    _classifier(classifier, () if overrides is _MISSING else overrides, "eval.classifier")
+    features = _classifier(
+      classifier, () if overrides is _MISSING else overrides, "eval.classifier"
+    )
+    size = tuple(_get(config, "data.image_size") or ())
+    seen = tuple(features.data.get("image_size") or ())
+    if size != seen:
+      show = lambda s: "the dataset's own size" if not s else "x".join(map(str, s))  # noqa: E731
+      raise _error(
+        "data.image_size",
+        size,
+        f"the feature classifier for the Fréchet distance (eval.classifier) sees {show(seen)}",
+        f"train it at the same size with --config.eval.classifier_overrides=\"('data.image_size="
+        f"{size}',)\", or skip those metrics with --config.eval.classifier=''",
+      )
 
 
-def _classifier(spec: str, overrides, field: str) -> None:
-  """A feature classifier's config: its file exists, loads with ``overrides`` and is valid."""
+def _classifier(spec: str, overrides, field: str):
+  """A feature classifier's config: its file exists, loads with ``overrides`` and is valid;
+  returns it."""
   from vision import configs
   from vision.train.feature_classifier import resolve_spec
 
@@ -632,6 +646,7 @@ def _classifier(spec: str, overrides, field: str) -> None:
     check(classifier)
   except ConfigError as e:
     raise ConfigError(f"the classifier of --config.{field}={spec}: {e}") from e
+  return classifier
 
 
 # -- driver configs -----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision.errors import ConfigError
 from vision.models.layers import Conv, ConvTranspose, Dropout
 from vision.models.registry import register
 
@@ -130,7 +131,10 @@ class DCGANGenerator(nn.Module):
   def __call__(self, z, labels=None, *, train: bool = False):
     h, w, c = self.image_shape
     if h % 4 or w % 4:
-      raise ValueError(f"DCGAN generator needs H and W divisible by 4, got {h}x{w}.")
+      raise ConfigError(
+        f"--config.data.image_size: the DCGAN generator needs image sides divisible by 4, "
+        f"got {h}x{w}; use e.g. --config.data.image_size='(32, 32)'."
+      )
     features = {}
     x = z.astype(self.dtype)
     if self.num_classes:
@@ -242,7 +246,10 @@ class ConvTGenerator(nn.Module):
     del labels
     h, w, c = self.image_shape
     if (h, w) != (28, 28):
-      raise ValueError(f"ConvTGenerator makes 28x28 images (1 -> 3 -> 7 -> 14 -> 28), not {h}x{w}.")
+      raise ConfigError(
+        f"--config.data.image_size: this generator makes 28x28 images (1 -> 3 -> 7 -> 14 -> "
+        f"28), not {h}x{w}; use 28x28 images or --config.model.name=dcgan."
+      )
     features = {}
     bn = lambda name: _batch_norm(train, self.bn_momentum, True, name, self.dtype)  # noqa: E731
     x = z.astype(self.dtype)[:, None, None, :]  # [B, 1, 1, latent]

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vision import losses
+from vision.errors import ConfigError
 from vision.models.layers import Conv, ConvTranspose
 from vision.models.registry import register
 
@@ -86,7 +87,11 @@ class ConvDecoder(nn.Module):
     height, width, channels = self.output_shape
     factor = 2 ** len(self.widths)
     if height % factor or width % factor:
-      raise ValueError(f"ConvVAE needs image sides divisible by {factor}, got {height}x{width}.")
+      raise ConfigError(
+        f"--config.data.image_size: the conv VAE with {len(self.widths)} stride-2 layers "
+        f"needs image sides divisible by {factor}, got {height}x{width}; use a size such as "
+        f"{(height // factor + 1) * factor}x{(width // factor + 1) * factor}."
+      )
     start = (height // factor, width // factor, self.projection_channels)
     x = nn.Dense(math.prod(start), dtype=self.dtype, name="projection")(z.astype(self.dtype))
     x = nn.relu(x).reshape(z.shape[0], *start)  # [B, H/4, W/4, 32]
