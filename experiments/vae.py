@@ -8,18 +8,16 @@ the grey levels every step; test on one fixed-seed binarization of the 10,000
 test images. Reported (nats per image): test_neg_elbo = test_recon + test_kl
 (one sample), and test_iwae_nll, the IWAE bound with K=100 samples on the
 first ``vae.iwae_examples`` test images (a tighter estimate of -log p(x)).
-Command and expected result (2-core x86 CPU, 3 epochs; run time: docs/performance.md):
+Commands and expected results (2-core x86 CPU; run time: docs/performance.md):
 
   python scripts/train.py --config experiments/vae.py --workdir runs/vae
-  # -> latent 2 after 2 epochs: test_neg_elbo 280.4 nats (recon 273.6 + KL 6.8),
-  #    test_iwae_nll 275.5 (3 epochs: a little lower);
+  # -> results.json: test_neg_elbo = test_recon + test_kl and test_iwae_nll (nats);
   #    latent_scatter.png, latent_grid.png (20x20 over N(0, I) quantiles), samples.png,
   #    interpolation.png, reconstructions.png
 
-The README table (latent 2, 10, 32; 2 epochs each): -ELBO 280.4 / 256.2 / 259.8 and
-IWAE 275.5 / 248.8 / 248.9 nats.
-
-  python scripts/sweep.py --config experiments/vae.py --workdir runs/vae_sweep
+  python scripts/sweep.py --config experiments/vae.py --seeds 3 --workdir runs/vae_sweep_3seeds
+  # -> latent 2, 10, 32, 2 epochs each, seeds 0-2 (the README table, mean of the seeds):
+  #    -ELBO 282.1 / 256.5 / 259.7 and IWAE 276.9 / 249.2 / 248.8 nats
 
 Variants (``:ARG``, comma-separated words):
   dense   a dense 784-512-2 VAE (Bernoulli likelihood instead of MSE*784)
