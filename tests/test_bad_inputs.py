@@ -255,6 +255,8 @@ CASES = [
   ),
   # -- classify.py, features.py, convert_weights.py --
   ("classify.py", ["/no/such.png"], ("no image '/no/such.png'", "JPEG or PNG")),
+  ("classify.py", ["{file}"], ("cannot read image", "give a JPEG or PNG file")),
+  ("attack.py", [*ATTACK, "--config.images={file}"], ("cannot read image", "skimage.data photo")),
   ("classify.py", ["{image}", "--top", "0"], ("--top 0", "--top 5")),
   ("classify.py", ["{image}", "--size", "3"], ("--size 3", "--size 224")),
   ("classify.py", ["{image}", "--model", "effnet"], ("unknown backbone", "efficientnet_lite0")),

@@ -102,9 +102,17 @@ def to_rgb_uint8(array) -> np.ndarray:
 
 
 def check_image_file(path: str, builtins: bool = False) -> None:
-  """An InputError unless ``path`` is a file (``builtins``: the message lists the built-ins)."""
+  """An InputError unless ``path`` is an image file whose header reads (``builtins``: the
+  message lists the built-ins); the pixels are read later, after the checks."""
   if os.path.isfile(path):
-    return
+    try:
+      with Image.open(path):
+        return
+    except OSError as e:
+      raise InputError(
+        f"cannot read image {path!r}: {e}; give a JPEG or PNG file"
+        + (", or a skimage.data photo name." if builtins else ".")
+      ) from e
   if not builtins:
     raise InputError(f"no image {path!r}: no such file; give the path of a JPEG or PNG file.")
   raise InputError(
@@ -133,7 +141,9 @@ def load_photo(spec: str, size: int) -> np.ndarray:
       with Image.open(spec) as image:
         array = np.asarray(image.convert("RGB"))
     except OSError as e:
-      raise InputError(f"cannot read image {spec!r}: {e}") from e
+      raise InputError(
+        f"cannot read image {spec!r}: {e}; give a JPEG or PNG file, or a skimage.data photo name."
+      ) from e
   image = Image.fromarray(to_rgb_uint8(array)).resize((size, size), Image.BILINEAR)
   return np.asarray(image, np.float32) / 255.0
 
@@ -144,7 +154,7 @@ def read_image(path: str, size: int, mode: str = "direct") -> np.ndarray:
   try:
     return load_image(path, size, mode)
   except OSError as e:
-    raise InputError(f"cannot read image {path!r}: {e}") from e
+    raise InputError(f"cannot read image {path!r}: {e}; give a JPEG or PNG file.") from e
 
 
 def photo_name(spec: str) -> str:
