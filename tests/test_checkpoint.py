@@ -4,6 +4,7 @@ import gc
 import json
 import logging
 import os
+import shutil
 
 import jax.numpy as jnp
 import numpy as np
@@ -169,3 +170,17 @@ def test_damaged_newest_checkpoint_falls_back_and_matches_uninterrupted_run(data
   expected = json.load(open(reference / "results.json"))
   assert metrics_of(json.load(open(damaged / "results.json"))) == metrics_of(expected)
   assert train_losses(str(damaged)) == train_losses(str(reference))
+
+  # A finished run whose newest checkpoint is damaged afterwards: the same command again
+  # resumes from the older one, trains the last steps again and ends with the same results.
+  finished = tmp_path / "finished"
+  shutil.copytree(reference, finished)
+  (finished / "results.json").unlink()  # the loop writes it anew; the check reads the new one
+  steps = sorted(int(n) for n in os.listdir(finished / "checkpoints") if n.isdigit())
+  assert len(steps) == 2, steps
+  truncate(data_files(finished / "checkpoints" / str(steps[-1]))[0])
+  proc = run_script("train.py", "--config", TINY, "--workdir", str(finished), env=data_env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"checkpoint step {steps[-1]}" in proc.stderr and "does not restore" in proc.stderr
+  assert f"start={steps[0]}" in proc.stdout
+  assert metrics_of(json.load(open(finished / "results.json"))) == metrics_of(expected)
