@@ -440,3 +440,19 @@ def test_other_lite_package_weights_classify_a_photo(name):
   logits, _ = jax.jit(model.apply)(variables, photo[None])
   top = int(np.argmax(logits[0]))
   assert top in PHOTO_CLASSES["chelsea"], (top, class_names()[top])
+
+
+def test_a_damaged_cached_weights_file_is_one_error_saying_to_delete_it(tmp_path, monkeypatch):
+  from vision import validate
+  from vision.weights import load_weights
+
+  monkeypatch.setenv("VISION_WEIGHTS_DIR", str(tmp_path))
+  np.savez(tmp_path / "whole.npz", kernel=np.ones((64, 64), np.float32))
+  whole = (tmp_path / "whole.npz").read_bytes()
+  (tmp_path / "efficientnet_lite0.npz").write_bytes(whole[: len(whole) // 2])
+  with pytest.raises(
+    WeightsError, match=r"cached weights .*efficientnet_lite0.npz: not a readable"
+  ):
+    validate.check_backbone("efficientnet_lite0", None, "model.name", "model.weights")
+  with pytest.raises(WeightsError, match="not a readable converted-weights .npz file"):
+    load_weights("efficientnet_lite0")

