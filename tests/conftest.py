@@ -62,6 +62,15 @@ def write_idx(path: str, array: np.ndarray) -> None:
     f.write(header + array.astype(np.uint8).tobytes())
 
 
+def truncated_npz(path) -> str:
+  """A small ``.npz`` archive written to ``path`` and cut to half its length, as a copy
+  interrupted part way leaves it."""
+  np.savez(path, kernel=np.ones((64, 64), np.float32))
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+  return str(path)
+
+
 def synthetic_fashion_mnist(folder: str, n_train: int = 2000, n_test: int = 500) -> str:
   """IDX files of 10 learnable classes (a bright bar whose position is the label)."""
   os.makedirs(folder, exist_ok=True)

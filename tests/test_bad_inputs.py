@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, run_script, truncated_npz
 
 TINY = ["--config", "experiments/cnn_fashion_mnist.py:tiny", "--workdir", "{run}"]
 TRANSFER = ["--config", "experiments/transfer.py:tiny", "--workdir", "{run}"]
@@ -332,10 +332,7 @@ def prepare_case(folder) -> dict[str, str]:
   (run / "checkpoints" / "12" / "state").write_bytes(b"checkpoint")
   (run / "sentinel.txt").write_text("keep me")
   (folder / "file.txt").write_text("an existing file")
-  np.savez(folder / "weights.npz", kernel=np.ones((64, 64), np.float32))
-  whole = (folder / "weights.npz").read_bytes()
-  (folder / "truncated.npz").write_bytes(whole[: len(whole) // 2])  # a copy cut short
-  (folder / "weights.npz").unlink()
+  truncated_npz(folder / "truncated.npz")
   Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(folder / "image.png")
   for name in ("weights", "tfds", "cache"):
     (folder / name).mkdir()

@@ -143,7 +143,6 @@ def test_batch_not_divisible_by_devices_is_clear(data_env, tmp_path):
   assert "global batch size 60 is not divisible by the 8 devices" in proc.stderr
 
 
-@pytest.mark.slow
 def test_cnn_with_more_pooling_blocks_than_the_image_allows_is_a_config_error():
   images = jnp.zeros((1, 28, 28, 1))
   create_model("cnn", widths=(4, 4, 4, 4)).init(jax.random.key(0), images)  # 28 -> 1
@@ -151,6 +150,7 @@ def test_cnn_with_more_pooling_blocks_than_the_image_allows_is_a_config_error():
     create_model("cnn", widths=(4,) * 5).init(jax.random.key(0), images)
 
 
+@pytest.mark.slow
 def test_cli_unknown_config_and_field(tmp_path):
   proc = run_script("train.py", "--config", "experiments/nope.py", "--workdir", str(tmp_path))
   assert proc.returncode == 2 and "config file 'experiments/nope.py' not found" in proc.stderr

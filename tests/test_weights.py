@@ -21,6 +21,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.conftest import truncated_npz  # noqa: E402
 from vision.drivers import inputs  # noqa: E402
 from vision.drivers.attack import PHOTO_CLASSES  # noqa: E402
 from vision.models.backbones import backbone_info  # noqa: E402
@@ -447,9 +448,7 @@ def test_a_damaged_cached_weights_file_is_one_error_saying_to_delete_it(tmp_path
   from vision.weights import load_weights
 
   monkeypatch.setenv("VISION_WEIGHTS_DIR", str(tmp_path))
-  np.savez(tmp_path / "whole.npz", kernel=np.ones((64, 64), np.float32))
-  whole = (tmp_path / "whole.npz").read_bytes()
-  (tmp_path / "efficientnet_lite0.npz").write_bytes(whole[: len(whole) // 2])
+  truncated_npz(tmp_path / "efficientnet_lite0.npz")
   with pytest.raises(
     WeightsError, match=r"cached weights .*efficientnet_lite0.npz: not a readable"
   ):

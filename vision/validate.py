@@ -240,19 +240,18 @@ def check_backbone(name, weights, field: str | None = None, weights_field: str |
 
 
 def _readable_npz(path, what: str, name: str, fix: str | None = None) -> None:
-  """A converted-weights ``.npz`` whose archive directory reads (a truncated copy does not)."""
-  import zipfile
+  """A converted-weights ``.npz`` whose archive reads (a truncated copy does not)."""
+  from vision.weights.cache import npz_problem
 
-  try:
-    with zipfile.ZipFile(path) as archive:
-      archive.namelist()
-  except (zipfile.BadZipFile, OSError, EOFError) as e:
+  problem = npz_problem(path)
+  if problem is not None:
     fix = (
       fix or f"convert it again with `python scripts/convert_weights.py {name} /path/to/checkpoint`"
     )
     raise WeightsError(
-      f"{what}: not a readable .npz archive ({e}); the file is damaged or incomplete, so {fix}."
-    ) from None
+      f"{what}: not a readable .npz archive ({problem}); the file is damaged or incomplete, "
+      f"so {fix}."
+    )
 
 
 # -- the config's kind ---------------------------------------------------------------------------

@@ -44,6 +44,17 @@ def save_npz(path: str | os.PathLike, flat: dict[str, np.ndarray], meta: dict[st
   os.replace(tmp, path)
 
 
+def npz_problem(path: str | os.PathLike) -> str | None:
+  """Why ``path`` is not a readable ``.npz`` archive (its directory, at the end of the file,
+  does not read: a truncated copy), or None; reads no arrays."""
+  try:
+    with zipfile.ZipFile(path) as archive:
+      archive.namelist()
+  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    return str(e)
+  return None
+
+
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
   """Reads a file written by ``save_npz`` (no pickle): ``(flat arrays, metadata)``."""
   try:
